@@ -1,0 +1,65 @@
+//! √C of gradient-scaled pcoders (PCoderN): C is the number of prediction elements one
+//! representation cell influences.
+
+use crate::error::{usage, Result};
+use crate::predictor::Predictor;
+use crate::tensor_io::{from_vec, to_vec};
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+
+/// Index of the probed cell in a per-sample shape: the centre `[C/2, …/2]`, as Predify uses.
+fn centre(shape: &[usize]) -> usize {
+    let mut idx = 0;
+    for &d in shape {
+        idx = idx * d + d / 2;
+    }
+    idx
+}
+
+/// √C computed exactly from the predictor's structure: the output footprint of the centre cell
+/// through the predictor with all weights set to one (ReLUs removed, so nothing cancels).
+/// For linear predictors this equals Predify's estimate (e.g. k3 s1 → 9·C_out).
+pub fn exact(pred: &Predictor, ff_shape: &[usize], device: &Device) -> Result<f32> {
+    let probe = pred.footprint_probe()?;
+    let len: usize = ff_shape.iter().product();
+    let mut x = vec![0f32; len];
+    if len == 0 {
+        return usage("cannot probe an empty representation");
+    }
+    x[centre(ff_shape)] = 1.0;
+    let mut shape = vec![1];
+    shape.extend_from_slice(ff_shape);
+    let y = to_vec(&probe.forward(&from_vec(x, &shape, device)?)?, "footprint")?;
+    let count = y.iter().filter(|v| **v != 0.0).count();
+    Ok((count as f32).sqrt())
+}
+
+/// √C estimated the way Predify does on the first batch: 10 times, replace the centre cell of
+/// every sample's representation by a random integer in [−10000, 10000), re-run the predictor and
+/// count the changed prediction elements per sample; √ of the mean count. Seeded, so repeatable
+/// (the numbers differ from PyTorch's generator; load Predify's `C_sqrt` for parity).
+pub fn estimate(pred: &Predictor, rep: &Tensor, seed: u64) -> Result<f32> {
+    let dims = rep.dims().to_vec();
+    let (n, per) = match dims.split_first() {
+        Some((&n, rest)) if n > 0 => (n, rest.to_vec()),
+        _ => return usage(format!("cannot estimate C from a representation of shape {dims:?}")),
+    };
+    let base = to_vec(rep, "rep")?;
+    let base_out = to_vec(&pred.forward(rep)?, "prediction")?;
+    let plen: usize = per.iter().product();
+    let olen = base_out.len() / n;
+    let c = centre(&per);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut total = 0usize;
+    const DRAWS: usize = 10;
+    for _ in 0..DRAWS {
+        let mut x = base.clone();
+        for s in 0..n {
+            x[s * plen + c] = rng.random_range(-10000i32..10000) as f32;
+        }
+        let out = to_vec(&pred.forward(&from_vec(x, &dims, rep.device())?)?, "prediction")?;
+        total += out.iter().zip(&base_out).filter(|(a, b)| a != b).count();
+    }
+    let _ = olen;
+    Ok(((total as f64) / (n * DRAWS) as f64).sqrt() as f32)
+}

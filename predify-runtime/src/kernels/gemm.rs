@@ -1,0 +1,111 @@
+//! Row-major single-precision matrix multiplication on top of the `gemm` crate.
+
+/// A read-only row-major view `rows × cols` with an explicit row stride, optionally transposed.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A contiguous row-major matrix. `data` must hold at least `rows * cols` values.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose of this view (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// `dst (m×n, row-major contiguous) = [dst +] a (m×k) · b (k×n)`.
+///
+/// `accumulate` adds to the existing contents of `dst` instead of overwriting them.
+pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert_eq!(b.rows, k);
+    debug_assert!(dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let threads = rayon_threads();
+    let par = if threads > 1 && m * n * k > 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the views were built from slices whose lengths cover every (row, col) addressed
+    // through their strides (checked by construction in `MatRef::new`), and `dst` covers m×n.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+fn rayon_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_naive_product_with_transposes() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32).collect(); // 2x3
+        let b: Vec<f32> = (0..12).map(|v| (v as f32) * 0.5).collect(); // 3x4
+        let mut c = vec![1.0; 8];
+        matmul(&mut c, MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 4), true);
+        for i in 0..2 {
+            for j in 0..4 {
+                let want: f32 = 1.0 + (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f32>();
+                assert!((c[i * 4 + j] - want).abs() < 1e-5);
+            }
+        }
+        // aᵀ (3x2) · a (2x3)
+        let mut d = vec![0.0; 9];
+        matmul(&mut d, MatRef::new(&a, 2, 3).t(), MatRef::new(&a, 2, 3), false);
+        for i in 0..3 {
+            for j in 0..3 {
+                let want: f32 = (0..2).map(|k| a[k * 3 + i] * a[k * 3 + j]).sum();
+                assert!((d[i * 3 + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+}

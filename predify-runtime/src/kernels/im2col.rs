@@ -1,0 +1,89 @@
+//! im2col (gather big → columns) and col2im (scatter-add columns → big), mutual adjoints.
+
+use super::ConvGeometry;
+
+/// Gather one channel-block of a big-grid tensor into columns.
+///
+/// `big`: `[channels, big_len]`; `cols`: `[channels · kernel_len, small_len]` (overwritten).
+/// Row `c·K + k` of `cols` holds, for every small position, the big value under tap `k`
+/// (zero where the tap falls into the padding).
+pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
+    let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    let [sd, sh, sw] = g.small;
+    let [_, bh, bw] = g.big;
+    for c in 0..channels {
+        let src = &big[c * bl..(c + 1) * bl];
+        for kd in 0..g.kernel[0] {
+            let (d0, d1, bd0) = g.valid_range(0, kd);
+            for kh in 0..g.kernel[1] {
+                let (h0, h1, bh0) = g.valid_range(1, kh);
+                for kw in 0..g.kernel[2] {
+                    let (w0, w1, bw0) = g.valid_range(2, kw);
+                    let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                    let row = &mut cols[(c * kl + k) * sl..(c * kl + k + 1) * sl];
+                    row.fill(0.0);
+                    for d in d0..d1 {
+                        let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
+                        for h in h0..h1 {
+                            let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
+                            let dst = &mut row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
+                            let base = (bd * bh + bhh) * bw;
+                            if g.stride[2] == 1 {
+                                let b0 = bw0 as usize;
+                                dst[w0..w1].copy_from_slice(&src[base + b0..base + b0 + (w1 - w0)]);
+                            } else {
+                                for w in w0..w1 {
+                                    let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
+                                    dst[w] = src[base + bww];
+                                }
+                            }
+                        }
+                    }
+                    let _ = sd;
+                }
+            }
+        }
+    }
+}
+
+/// Scatter-add columns back onto a big-grid tensor: the adjoint of [`im2col`].
+///
+/// `cols`: `[channels · kernel_len, small_len]`; `big`: `[channels, big_len]` (accumulated into).
+pub fn col2im(cols: &[f32], channels: usize, g: &ConvGeometry, big: &mut [f32]) {
+    let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    let [_, sh, sw] = g.small;
+    let [_, bh, bw] = g.big;
+    for c in 0..channels {
+        let dst = &mut big[c * bl..(c + 1) * bl];
+        for kd in 0..g.kernel[0] {
+            let (d0, d1, bd0) = g.valid_range(0, kd);
+            for kh in 0..g.kernel[1] {
+                let (h0, h1, bh0) = g.valid_range(1, kh);
+                for kw in 0..g.kernel[2] {
+                    let (w0, w1, bw0) = g.valid_range(2, kw);
+                    let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                    let row = &cols[(c * kl + k) * sl..(c * kl + k + 1) * sl];
+                    for d in d0..d1 {
+                        let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
+                        for h in h0..h1 {
+                            let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
+                            let src = &row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
+                            let base = (bd * bh + bhh) * bw;
+                            if g.stride[2] == 1 {
+                                let b0 = base + bw0 as usize;
+                                for (o, v) in dst[b0..b0 + (w1 - w0)].iter_mut().zip(&src[w0..w1]) {
+                                    *o += v;
+                                }
+                            } else {
+                                for w in w0..w1 {
+                                    let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
+                                    dst[base + bww] += src[w];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! N-d max pooling (PyTorch semantics: padding counts as −∞, dilation, ceil_mode).
+
+/// Parameters of a max pooling over three axes (unused leading axes: size 1, unit parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Input grid.
+    pub input: [usize; 3],
+    /// Output grid.
+    pub output: [usize; 3],
+    /// Window size.
+    pub kernel: [usize; 3],
+    /// Stride.
+    pub stride: [usize; 3],
+    /// Padding (implicit −∞).
+    pub padding: [usize; 3],
+    /// Dilation.
+    pub dilation: [usize; 3],
+}
+
+impl PoolGeometry {
+    /// Compute the output grid like PyTorch's `pooling_output_shape`; `None` if it is empty.
+    pub fn new(
+        input: [usize; 3],
+        kernel: [usize; 3],
+        stride: [usize; 3],
+        padding: [usize; 3],
+        dilation: [usize; 3],
+        ceil_mode: bool,
+    ) -> Option<Self> {
+        let mut output = [0; 3];
+        for a in 0..3 {
+            if stride[a] == 0 || kernel[a] == 0 || 2 * padding[a] > kernel[a] {
+                return None;
+            }
+            let span = dilation[a] * (kernel[a] - 1) + 1;
+            let padded = input[a] + 2 * padding[a];
+            if padded < span {
+                return None;
+            }
+            let num = padded - span;
+            let mut o = if ceil_mode { num.div_ceil(stride[a]) } else { num / stride[a] } + 1;
+            // The last window must start inside the input or the left padding.
+            if ceil_mode && (o - 1) * stride[a] >= input[a] + padding[a] {
+                o -= 1;
+            }
+            output[a] = o;
+        }
+        Some(Self { input, output, kernel, stride, padding, dilation })
+    }
+}
+
+/// Max pooling of `[planes, input…]` data; returns the pooled values and, per output element,
+/// the flat in-plane index of the maximum (for the backward pass).
+pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeometry) -> (Vec<f32>, Vec<u32>) {
+    let il: usize = g.input.iter().product();
+    let ol: usize = g.output.iter().product();
+    let mut out = vec![0f32; planes * ol];
+    let mut arg = vec![0u32; planes * ol];
+    for p in 0..planes {
+        let src = &x[p * il..][..il];
+        let mut oi = 0;
+        for od in 0..g.output[0] {
+            for oh in 0..g.output[1] {
+                for ow in 0..g.output[2] {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut best_i = 0usize;
+                    let mut seen = false;
+                    for kd in 0..g.kernel[0] {
+                        let Some(d) = tap(od, kd, 0, g) else { continue };
+                        for kh in 0..g.kernel[1] {
+                            let Some(h) = tap(oh, kh, 1, g) else { continue };
+                            for kw in 0..g.kernel[2] {
+                                let Some(w) = tap(ow, kw, 2, g) else { continue };
+                                let i = (d * g.input[1] + h) * g.input[2] + w;
+                                let v = src[i];
+                                // NaN propagates, as in PyTorch.
+                                if !seen || v > best || v.is_nan() {
+                                    best = v;
+                                    best_i = i;
+                                    seen = true;
+                                }
+                            }
+                        }
+                    }
+                    out[p * ol + oi] = best;
+                    arg[p * ol + oi] = best_i as u32;
+                    oi += 1;
+                }
+            }
+        }
+    }
+    (out, arg)
+}
+
+/// The input index of window `o`, tap `k` on `axis`, if inside the input.
+fn tap(o: usize, k: usize, axis: usize, g: &PoolGeometry) -> Option<usize> {
+    let i = (o * g.stride[axis] + k * g.dilation[axis]).checked_sub(g.padding[axis])?;
+    (i < g.input[axis]).then_some(i)
+}
+
+/// Backward of [`max_pool`]: routes each output gradient to its argmax (accumulating).
+pub fn max_pool_backward(grad: &[f32], arg: &[u32], planes: usize, g: &PoolGeometry) -> Vec<f32> {
+    let il: usize = g.input.iter().product();
+    let ol: usize = g.output.iter().product();
+    let mut dx = vec![0f32; planes * il];
+    for p in 0..planes {
+        for o in 0..ol {
+            dx[p * il + arg[p * ol + o] as usize] += grad[p * ol + o];
+        }
+    }
+    dx
+}

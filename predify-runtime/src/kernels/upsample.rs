@@ -1,0 +1,200 @@
+//! Separable nearest / (bi,tri)linear interpolation with PyTorch's index arithmetic, and its
+//! adjoint (Candle has no upsample backward).
+//!
+//! Multilinear interpolation is a product of 1-D interpolations, so it is applied one axis at a
+//! time (W, then H, then D, as PyTorch nests its weights); the adjoint runs the transposed 1-D
+//! maps in reverse order.
+
+/// The 1-D interpolation map of one axis: output `o` reads `w0[o]·x[i0[o]] + w1[o]·x[i1[o]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AxisMap {
+    /// Input length.
+    pub input: usize,
+    /// First source index per output index.
+    pub i0: Vec<usize>,
+    /// Second source index per output index.
+    pub i1: Vec<usize>,
+    /// Weight of `i0`.
+    pub w0: Vec<f32>,
+    /// Weight of `i1`.
+    pub w1: Vec<f32>,
+}
+
+/// PyTorch's `area_pixel_compute_scale`, in f32 like its CPU kernels.
+fn source_scale(input: usize, output: usize, scale_factor: Option<f64>, align_corners: bool) -> f32 {
+    if align_corners {
+        if output > 1 {
+            (input as f32 - 1.0) / (output as f32 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        match scale_factor {
+            Some(s) if s > 0.0 => (1.0 / s) as f32,
+            _ => input as f32 / output as f32,
+        }
+    }
+}
+
+impl AxisMap {
+    /// Identity map on `len` elements.
+    pub fn identity(len: usize) -> Self {
+        Self {
+            input: len,
+            i0: (0..len).collect(),
+            i1: (0..len).collect(),
+            w0: vec![1.0; len],
+            w1: vec![0.0; len],
+        }
+    }
+
+    /// Linear interpolation from `input` to `output` elements (PyTorch `bilinear`/`trilinear`).
+    pub fn linear(input: usize, output: usize, scale_factor: Option<f64>, align_corners: bool) -> Self {
+        let scale = source_scale(input, output, scale_factor, align_corners);
+        let mut m = Self { input, i0: vec![], i1: vec![], w0: vec![], w1: vec![] };
+        for o in 0..output {
+            let src = if align_corners {
+                scale * o as f32
+            } else {
+                (scale * (o as f32 + 0.5) - 0.5).max(0.0)
+            };
+            let i0 = (src as usize).min(input.saturating_sub(1));
+            let lambda = (src - i0 as f32).clamp(0.0, 1.0);
+            let i1 = if i0 + 1 < input { i0 + 1 } else { i0 };
+            m.i0.push(i0);
+            m.i1.push(i1);
+            m.w0.push(1.0 - lambda);
+            m.w1.push(lambda);
+        }
+        m
+    }
+
+    /// PyTorch's legacy `nearest` from `input` to `output` elements.
+    pub fn nearest(input: usize, output: usize, scale_factor: Option<f64>) -> Self {
+        let scale = source_scale(input, output, scale_factor, false);
+        let mut m = Self { input, i0: vec![], i1: vec![], w0: vec![], w1: vec![] };
+        for o in 0..output {
+            let i = if output == input {
+                o
+            } else if output == 2 * input {
+                o >> 1
+            } else {
+                ((o as f32 * scale).floor() as usize).min(input.saturating_sub(1))
+            };
+            m.i0.push(i);
+            m.i1.push(i);
+            m.w0.push(1.0);
+            m.w1.push(0.0);
+        }
+        m
+    }
+
+    /// Output length.
+    pub fn output(&self) -> usize {
+        self.i0.len()
+    }
+}
+
+/// Interpolate `[outer, D, H, W]` data along each axis by `maps` (D, H, W order).
+pub fn interpolate(x: &[f32], outer: usize, shape: [usize; 3], maps: &[AxisMap; 3]) -> Vec<f32> {
+    let mut cur = x.to_vec();
+    let mut dims = shape;
+    for axis in (0..3).rev() {
+        if is_identity(&maps[axis], dims[axis]) {
+            continue;
+        }
+        cur = apply_axis(&cur, outer, dims, axis, &maps[axis]);
+        dims[axis] = maps[axis].output();
+    }
+    cur
+}
+
+/// The adjoint of [`interpolate`]: `g` has the output shape, the result the input `shape`.
+pub fn interpolate_adjoint(g: &[f32], outer: usize, shape: [usize; 3], maps: &[AxisMap; 3]) -> Vec<f32> {
+    let mut dims = [maps[0].output(), maps[1].output(), maps[2].output()];
+    let mut cur = g.to_vec();
+    for axis in 0..3 {
+        if is_identity(&maps[axis], shape[axis]) {
+            continue;
+        }
+        cur = apply_axis_adjoint(&cur, outer, dims, axis, &maps[axis]);
+        dims[axis] = shape[axis];
+    }
+    cur
+}
+
+fn is_identity(m: &AxisMap, len: usize) -> bool {
+    m.input == len && m.output() == len && m.i0.iter().enumerate().all(|(o, &i)| i == o) && m.w1.iter().all(|&w| w == 0.0)
+}
+
+/// Split `dims` around `axis`: (elements before the axis, elements after it).
+fn around(outer: usize, dims: [usize; 3], axis: usize) -> (usize, usize) {
+    let before = outer * dims[..axis].iter().product::<usize>();
+    let after = dims[axis + 1..].iter().product::<usize>();
+    (before, after)
+}
+
+fn apply_axis(x: &[f32], outer: usize, dims: [usize; 3], axis: usize, m: &AxisMap) -> Vec<f32> {
+    let (before, after) = around(outer, dims, axis);
+    let (lin, lout) = (dims[axis], m.output());
+    let mut y = vec![0f32; before * lout * after];
+    for b in 0..before {
+        let src = &x[b * lin * after..][..lin * after];
+        let dst = &mut y[b * lout * after..][..lout * after];
+        for o in 0..lout {
+            let (r0, r1) = (&src[m.i0[o] * after..][..after], &src[m.i1[o] * after..][..after]);
+            let (w0, w1) = (m.w0[o], m.w1[o]);
+            for ((d, a), c) in dst[o * after..][..after].iter_mut().zip(r0).zip(r1) {
+                *d = w0 * a + w1 * c;
+            }
+        }
+    }
+    y
+}
+
+fn apply_axis_adjoint(g: &[f32], outer: usize, dims: [usize; 3], axis: usize, m: &AxisMap) -> Vec<f32> {
+    let (before, after) = around(outer, dims, axis);
+    let (lout, lin) = (dims[axis], m.input);
+    let mut y = vec![0f32; before * lin * after];
+    for b in 0..before {
+        let src = &g[b * lout * after..][..lout * after];
+        let dst = &mut y[b * lin * after..][..lin * after];
+        for o in 0..lout {
+            let row = &src[o * after..][..after];
+            for (k, v) in row.iter().enumerate() {
+                dst[m.i0[o] * after + k] += m.w0[o] * v;
+                dst[m.i1[o] * after + k] += m.w1[o] * v;
+            }
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bilinear_x2_matches_pytorch_values() {
+        // torch: F.interpolate(arange(4).view(1,1,1,4).float(), scale_factor=(1,2), mode='bilinear')
+        // = [0, .25, .75, 1.25, 1.75, 2.25, 2.75, 3]
+        let maps = [AxisMap::identity(1), AxisMap::identity(1), AxisMap::linear(4, 8, Some(2.0), false)];
+        let y = interpolate(&[0.0, 1.0, 2.0, 3.0], 1, [1, 1, 4], &maps);
+        let want = [0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn adjoint_identity() {
+        let maps = [AxisMap::identity(2), AxisMap::linear(3, 7, None, true), AxisMap::nearest(5, 3, None)];
+        let x: Vec<f32> = (0..2 * 3 * 5).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y = interpolate(&x, 1, [2, 3, 5], &maps);
+        let g: Vec<f32> = (0..y.len()).map(|i| (i as f32 * 0.71).cos()).collect();
+        let ag = interpolate_adjoint(&g, 1, [2, 3, 5], &maps);
+        let lhs: f32 = y.iter().zip(&g).map(|(a, b)| a * b).sum();
+        let rhs: f32 = x.iter().zip(&ag).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-4);
+    }
+}

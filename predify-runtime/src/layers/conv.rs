@@ -1,0 +1,210 @@
+//! `Conv2d`/`Conv3d` and `ConvTranspose2d`/`ConvTranspose3d` with per-axis parameters and groups.
+
+use super::{join_nc, split_nc};
+use crate::error::{shape_err, usage, Result};
+use crate::kernels::conv::{add_bias, big_to_small, bias_grad, small_to_big, weight_grad, ConvShape};
+use crate::kernels::geometry::lift3;
+use crate::kernels::ConvGeometry;
+use crate::tensor_io::{from_vec, to_vec};
+use candle_core::{Tensor, Var};
+use predify_spec::ConvSpec;
+
+/// A convolution or transposed convolution; weight names `weight` and `bias`, PyTorch layouts
+/// (Conv `[out, in/groups, k…]`, ConvTranspose `[in, out/groups, k…]`).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    spec: ConvSpec,
+    transposed: bool,
+    weight: Var,
+    bias: Option<Var>,
+    name: String,
+}
+
+impl Conv {
+    /// Load a layer from a `VarBuilder` already positioned at the layer (e.g. `pcoder1.pmodule`).
+    /// Missing tensors are initialised like PyTorch does when the builder creates variables.
+    pub fn load(spec: &ConvSpec, transposed: bool, vb: candle_nn::VarBuilder, name: &str) -> Result<Self> {
+        let k: usize = spec.kernel_size.iter().product();
+        let wshape = Self::weight_shape_of(spec, transposed);
+        // PyTorch's default init: kaiming_uniform(a=√5) → U(±1/√fan_in), fan_in = dim1 · K.
+        let fan_in = (wshape[1] * k).max(1) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        let weight = vb.get_with_hints(wshape.as_slice(), "weight", init)?;
+        let bias = if spec.bias {
+            Some(vb.get_with_hints(spec.out_channels, "bias", init)?)
+        } else {
+            None
+        };
+        Self::new(spec.clone(), transposed, weight, bias, name)
+    }
+
+    /// Build from explicit tensors (checked against the spec).
+    pub fn new(spec: ConvSpec, transposed: bool, weight: Tensor, bias: Option<Tensor>, name: &str) -> Result<Self> {
+        let wshape = Self::weight_shape_of(&spec, transposed);
+        if weight.dims() != wshape.as_slice() {
+            return shape_err(format!("{name}.weight"), format!("{wshape:?}"), weight.dims());
+        }
+        if let Some(b) = &bias {
+            if b.dims() != [spec.out_channels] {
+                return shape_err(format!("{name}.bias"), format!("[{}]", spec.out_channels), b.dims());
+            }
+        }
+        if spec.groups == 0 || spec.in_channels % spec.groups != 0 || spec.out_channels % spec.groups != 0 {
+            return usage(format!("{name}: groups={} must divide in_channels={} and out_channels={}", spec.groups, spec.in_channels, spec.out_channels));
+        }
+        Ok(Self {
+            spec,
+            transposed,
+            weight: Var::from_tensor(&weight.to_dtype(candle_core::DType::F32)?)?,
+            bias: match bias {
+                Some(b) => Some(Var::from_tensor(&b.to_dtype(candle_core::DType::F32)?)?),
+                None => None,
+            },
+            name: name.to_string(),
+        })
+    }
+
+    fn weight_shape_of(spec: &ConvSpec, transposed: bool) -> Vec<usize> {
+        let g = spec.groups.max(1);
+        let mut s = if transposed {
+            vec![spec.in_channels, spec.out_channels / g]
+        } else {
+            vec![spec.out_channels, spec.in_channels / g]
+        };
+        s.extend_from_slice(&spec.kernel_size);
+        s
+    }
+
+    /// The layer's description.
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    /// The same layer without its bias (for footprint probes).
+    pub(crate) fn without_bias(mut self) -> Self {
+        self.bias = None;
+        self
+    }
+
+    /// Whether this is a transposed convolution.
+    pub fn is_transposed(&self) -> bool {
+        self.transposed
+    }
+
+    /// The weight variable.
+    pub fn weight(&self) -> &Var {
+        &self.weight
+    }
+
+    /// The bias variable, if any.
+    pub fn bias(&self) -> Option<&Var> {
+        self.bias.as_ref()
+    }
+
+    fn lifted(&self, v: &[usize], fill: usize) -> Result<[usize; 3]> {
+        match lift3(v, fill) {
+            Some(a) => Ok(a),
+            None => usage(format!("{}: per-axis parameters must have 1 to 3 entries, got {v:?}", self.name)),
+        }
+    }
+
+    /// Kernel shape and geometry for an input of shape `[N, C, spatial…]`; returns
+    /// (batch, shape, output shape).
+    fn plan(&self, in_shape: &[usize]) -> Result<(usize, ConvShape, Vec<usize>)> {
+        let s = &self.spec;
+        let (n, c, sp) = split_nc(in_shape, s.dims, &format!("{} input", self.name))?;
+        if c != s.in_channels {
+            return shape_err(format!("{} input", self.name), format!("{} channels", s.in_channels), in_shape);
+        }
+        let kernel = self.lifted(&s.kernel_size, 1)?;
+        let stride = self.lifted(&s.stride, 1)?;
+        let padding = self.lifted(&s.padding, 0)?;
+        let dilation = self.lifted(&s.dilation, 1)?;
+        let geom = if self.transposed {
+            let op = self.lifted(&s.output_padding, 0)?;
+            ConvGeometry::for_conv_transpose(sp, kernel, stride, padding, op, dilation)
+        } else {
+            ConvGeometry::for_conv(sp, kernel, stride, padding, dilation)
+        };
+        let Some(geom) = geom else {
+            return shape_err(format!("{}: input too small for kernel {:?}", self.name, s.kernel_size), "a larger spatial size", in_shape);
+        };
+        let (small_channels, big_channels, out_sp) = if self.transposed {
+            (s.in_channels, s.out_channels, geom.big)
+        } else {
+            (s.out_channels, s.in_channels, geom.small)
+        };
+        let shape = ConvShape { small_channels, big_channels, groups: s.groups, geom };
+        Ok((n, shape, join_nc(n, s.out_channels, out_sp, s.dims)))
+    }
+
+    /// The output shape for an input shape.
+    pub fn output_shape(&self, in_shape: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.plan(in_shape)?.2)
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, shape, out_shape) = self.plan(x.dims())?;
+        let xv = to_vec(x, &self.name)?;
+        let w = to_vec(self.weight.as_tensor(), &self.name)?;
+        let mut out = vec![0f32; out_shape.iter().product()];
+        if self.transposed {
+            small_to_big(&xv, n, &w, &shape, &mut out);
+        } else {
+            big_to_small(&xv, n, &w, &shape, &mut out);
+        }
+        if let Some(b) = &self.bias {
+            let len = out.len() / (n * self.spec.out_channels).max(1);
+            add_bias(&mut out, n, &to_vec(b.as_tensor(), &self.name)?, len);
+        }
+        from_vec(out, &out_shape, x.device())
+    }
+
+    /// The adjoint of the forward pass w.r.t. its input: maps an output gradient `g` to the
+    /// gradient w.r.t. an input of shape `in_shape`.
+    pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {
+        let (n, shape, out_shape) = self.plan(in_shape)?;
+        if g.dims() != out_shape.as_slice() {
+            return shape_err(format!("{} output gradient", self.name), format!("{out_shape:?}"), g.dims());
+        }
+        let gv = to_vec(g, &self.name)?;
+        let w = to_vec(self.weight.as_tensor(), &self.name)?;
+        let mut dx = vec![0f32; in_shape.iter().product()];
+        if self.transposed {
+            big_to_small(&gv, n, &w, &shape, &mut dx);
+        } else {
+            small_to_big(&gv, n, &w, &shape, &mut dx);
+        }
+        from_vec(dx, in_shape, g.device())
+    }
+
+    /// Gradients of `<forward(x), g>` w.r.t. the weight and the bias.
+    pub fn param_grads(&self, x: &Tensor, g: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (n, shape, out_shape) = self.plan(x.dims())?;
+        if g.dims() != out_shape.as_slice() {
+            return shape_err(format!("{} output gradient", self.name), format!("{out_shape:?}"), g.dims());
+        }
+        let xv = to_vec(x, &self.name)?;
+        let gv = to_vec(g, &self.name)?;
+        let mut dw = vec![0f32; shape.weight_len()];
+        if self.transposed {
+            weight_grad(&xv, &gv, n, &shape, &mut dw);
+        } else {
+            weight_grad(&gv, &xv, n, &shape, &mut dw);
+        }
+        let dw = from_vec(dw, self.weight.dims(), x.device())?;
+        let db = match &self.bias {
+            Some(_) => {
+                let c = self.spec.out_channels;
+                let len = gv.len() / (n * c).max(1);
+                let mut db = vec![0f32; c];
+                bias_grad(&gv, n, c, len, &mut db);
+                Some(from_vec(db, &[c], x.device())?)
+            }
+            None => None,
+        };
+        Ok((dw, db))
+    }
+}

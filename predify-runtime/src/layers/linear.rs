@@ -1,0 +1,58 @@
+//! `Linear` (y = x Wᵀ + b), PyTorch weight layout `[out, in]`.
+
+use crate::error::{shape_err, Result};
+use candle_core::{Tensor, Var};
+
+/// A fully connected layer.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Var,
+    bias: Option<Var>,
+    name: String,
+}
+
+impl Linear {
+    /// Build from a weight `[out, in]` and optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, name: &str) -> Result<Self> {
+        if weight.rank() != 2 {
+            return shape_err(format!("{name}.weight"), "[out, in]", weight.dims());
+        }
+        if let Some(b) = &bias {
+            if b.dims() != [weight.dims()[0]] {
+                return shape_err(format!("{name}.bias"), format!("[{}]", weight.dims()[0]), b.dims());
+            }
+        }
+        Ok(Self {
+            weight: Var::from_tensor(&weight)?,
+            bias: bias.map(|b| Var::from_tensor(&b)).transpose()?,
+            name: name.to_string(),
+        })
+    }
+
+    /// Load `weight` and `bias` from a `VarBuilder` positioned at the layer.
+    pub fn load(in_features: usize, out_features: usize, bias: bool, vb: candle_nn::VarBuilder, name: &str) -> Result<Self> {
+        let bound = 1.0 / (in_features.max(1) as f64).sqrt();
+        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        let w = vb.get_with_hints((out_features, in_features), "weight", init)?;
+        let b = if bias { Some(vb.get_with_hints(out_features, "bias", init)?) } else { None };
+        Self::new(w, b, name)
+    }
+
+    /// Forward pass on `[N, in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let inf = self.weight.dims()[1];
+        if x.rank() != 2 || x.dims()[1] != inf {
+            return shape_err(format!("{} input", self.name), format!("[N, {inf}]"), x.dims());
+        }
+        let y = x.matmul(&self.weight.as_tensor().t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b.as_tensor())?,
+            None => y,
+        })
+    }
+
+    /// Gradient w.r.t. the input for an output gradient `g` (`[N, out]`).
+    pub fn input_grad(&self, g: &Tensor) -> Result<Tensor> {
+        Ok(g.matmul(self.weight.as_tensor())?)
+    }
+}

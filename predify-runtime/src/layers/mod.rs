@@ -1,0 +1,38 @@
+//! Layers with PyTorch semantics and weight names, built on the slice kernels.
+//!
+//! Each layer knows its forward pass and the adjoint of it w.r.t. its input (what the error
+//! gradient and hyperparameter tuning need); layers with parameters also give their gradients.
+
+mod conv;
+mod linear;
+mod module_impls;
+mod pool;
+mod upsample;
+
+pub use conv::Conv;
+pub use linear::Linear;
+pub use module_impls::{Flatten, Relu};
+pub use pool::MaxPool;
+pub use upsample::Upsample;
+
+use crate::error::{shape_err, Result};
+
+/// Split an activation shape `[N, C, spatial…]` with `dims` spatial axes into
+/// (N, C, spatial lifted to three axes).
+pub(crate) fn split_nc(shape: &[usize], dims: usize, context: &str) -> Result<(usize, usize, [usize; 3])> {
+    if shape.len() != dims + 2 {
+        return shape_err(context, format!("[N, C, {} spatial dims]", dims), shape);
+    }
+    let spatial = crate::kernels::geometry::lift3(&shape[2..], 1);
+    match spatial {
+        Some(s) => Ok((shape[0], shape[1], s)),
+        None => shape_err(context, "1 to 3 spatial dims", shape),
+    }
+}
+
+/// `[N, C]` followed by the last `dims` entries of a lifted spatial grid.
+pub(crate) fn join_nc(n: usize, c: usize, spatial: [usize; 3], dims: usize) -> Vec<usize> {
+    let mut v = vec![n, c];
+    v.extend_from_slice(&spatial[3 - dims..]);
+    v
+}

@@ -1,0 +1,83 @@
+//! `Upsample` (nearest, bilinear, trilinear) with PyTorch's index arithmetic, and its adjoint.
+
+use super::{join_nc, split_nc};
+use crate::error::{usage, Result};
+use crate::kernels::upsample::{interpolate, interpolate_adjoint, AxisMap};
+use crate::tensor_io::{from_vec, to_vec};
+use candle_core::Tensor;
+use predify_spec::{UpsampleMode, UpsampleSpec};
+
+/// An upsampling layer; parameter-free.
+#[derive(Debug, Clone)]
+pub struct Upsample {
+    spec: UpsampleSpec,
+    name: String,
+}
+
+impl Upsample {
+    /// Build from its description.
+    pub fn new(spec: UpsampleSpec, name: &str) -> Self {
+        Self { spec, name: name.to_string() }
+    }
+
+    /// The layer's description.
+    pub fn spec(&self) -> &UpsampleSpec {
+        &self.spec
+    }
+
+    fn dims_for(&self, rank: usize) -> Result<usize> {
+        let dims = rank.saturating_sub(2);
+        match (self.spec.mode, dims) {
+            (UpsampleMode::Bilinear, 2) | (UpsampleMode::Trilinear, 3) | (UpsampleMode::Nearest, 1..=3) => Ok(dims),
+            (mode, _) => usage(format!("{}: mode {mode:?} does not apply to a {rank}-D input", self.name)),
+        }
+    }
+
+    /// The per-axis maps and the output shape for an input shape.
+    fn plan(&self, shape: &[usize]) -> Result<(usize, [usize; 3], [AxisMap; 3], Vec<usize>)> {
+        let dims = self.dims_for(shape.len())?;
+        let (n, c, sp) = split_nc(shape, dims, &format!("{} input", self.name))?;
+        let off = 3 - dims;
+        let mut maps = [AxisMap::identity(sp[0]), AxisMap::identity(sp[1]), AxisMap::identity(sp[2])];
+        let mut out = sp;
+        let sizes = self.spec.size.as_ref().map(|s| s.for_dims(dims));
+        let scales = self.spec.scale_factor.as_ref().map(|s| s.for_dims(dims));
+        for a in 0..dims {
+            let input = sp[off + a];
+            let (output, scale) = match (&sizes, &scales) {
+                (Some(Some(sz)), _) => (sz[a], None),
+                (None, Some(Some(sc))) => (((input as f64) * sc[a]).floor() as usize, Some(sc[a])),
+                _ => return usage(format!("{}: size/scale_factor does not match {dims} spatial dims", self.name)),
+            };
+            if output == 0 {
+                return usage(format!("{}: output size 0 on axis {a} for input {shape:?}", self.name));
+            }
+            let align = self.spec.align_corners.unwrap_or(false);
+            maps[off + a] = match self.spec.mode {
+                UpsampleMode::Nearest => AxisMap::nearest(input, output, scale),
+                _ => AxisMap::linear(input, output, scale, align),
+            };
+            out[off + a] = output;
+        }
+        Ok((n * c, sp, maps, join_nc(n, c, out, dims)))
+    }
+
+    /// Output shape for an input shape.
+    pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.plan(shape)?.3)
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (outer, sp, maps, out_shape) = self.plan(x.dims())?;
+        let y = interpolate(&to_vec(x, &self.name)?, outer, sp, &maps);
+        from_vec(y, &out_shape, x.device())
+    }
+
+    /// The adjoint w.r.t. the input (shape `in_shape`) of an output gradient `g`.
+    pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {
+        let (outer, sp, maps, _) = self.plan(in_shape)?;
+        let dx = interpolate_adjoint(&to_vec(g, &self.name)?, outer, sp, &maps);
+        from_vec(dx, in_shape, g.device())
+    }
+}

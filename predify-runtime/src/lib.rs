@@ -1,0 +1,26 @@
+//! Runtime of predify-rs: PCoder state and dynamics, predictors, and the kernels under them.
+//!
+//! Most users reach this through the `predify` crate and its `#[predify]` macro; the types here
+//! also work on their own: build a [`PNet`] from a [`predify_spec::Spec`] and the probed shapes
+//! of the attach points, then drive it from a backbone pass with [`PNet::begin_pass`],
+//! [`PNet::fire`] and [`PNet::end_pass`].
+#![deny(missing_docs)]
+
+pub mod c_sqrt;
+pub mod default_predictor;
+pub mod error;
+pub mod hyper;
+pub mod kernels;
+pub mod layers;
+pub mod optim;
+pub mod pnet;
+pub mod predictor;
+pub mod sequential;
+pub mod state;
+pub mod tensor_io;
+
+pub use error::{Error, Result};
+pub use hyper::{HyperLogits, Hyperparameters};
+pub use pnet::{CSqrtSource, PCoder, PNet, ReconstructionGrads};
+pub use predictor::Predictor;
+pub use state::{PCoderState, State};

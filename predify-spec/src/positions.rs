@@ -1,0 +1,110 @@
+//! Byte offsets to line:column, and offsets inside a decoded TOML string to offsets in
+//! the source (so errors inside a predictor point at the offending character).
+
+/// 1-based line and column (in characters) of byte `offset` of `text`, clamped to the text.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = text.get(..offset).unwrap_or("");
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
+}
+
+/// Offset in `raw` (a TOML string literal, quotes included) of byte `offset` of the string's
+/// decoded value. Walks escapes in basic strings and skips the newline that may open a
+/// multi-line string; for anything that is not a string literal, returns `offset`.
+pub(crate) fn literal_offset(raw: &str, offset: usize) -> usize {
+    let (open, escapes) = if raw.starts_with("\"\"\"") {
+        (3, true)
+    } else if raw.starts_with("'''") {
+        (3, false)
+    } else if raw.starts_with('"') {
+        (1, true)
+    } else if raw.starts_with('\'') {
+        (1, false)
+    } else {
+        return offset;
+    };
+    let body = raw.get(open..).unwrap_or("");
+    let mut pos = open;
+    if open == 3 {
+        // TOML drops a newline right after the opening delimiter.
+        if body.starts_with("\r\n") {
+            pos += 2;
+        } else if body.starts_with('\n') {
+            pos += 1;
+        }
+    }
+    let mut decoded = 0;
+    loop {
+        let Some(rest) = raw.get(pos..) else { break };
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        let escape = if escapes && c == '\\' { chars.next() } else { None };
+        match escape {
+            // A line-ending backslash: it and the whitespace after it decode to nothing.
+            Some(w) if w.is_whitespace() => {
+                pos += 1 + rest.get(1..).map_or(0, |r| r.len() - r.trim_start().len());
+                continue;
+            }
+            _ if decoded >= offset => break,
+            Some('u') => {
+                decoded += hex_char_len(rest.get(2..6));
+                pos += 6;
+            }
+            Some('U') => {
+                decoded += hex_char_len(rest.get(2..10));
+                pos += 10;
+            }
+            Some(_) => {
+                decoded += 1;
+                pos += 2;
+            }
+            None if escapes && c == '\\' => break,
+            None => {
+                decoded += c.len_utf8();
+                pos += c.len_utf8();
+            }
+        }
+    }
+    pos.min(raw.len())
+}
+
+/// UTF-8 length of the character a `\u`/`\U` escape with these hex digits stands for.
+fn hex_char_len(hex: Option<&str>) -> usize {
+    hex.and_then(|h| u32::from_str_radix(h, 16).ok())
+        .and_then(char::from_u32)
+        .map_or(1, char::len_utf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let t = "ab\ncdé\nx";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 3), (2, 1));
+        assert_eq!(line_col(t, 7), (2, 4));
+        assert_eq!(line_col(t, 8), (3, 1));
+        assert_eq!(line_col(t, 100), (3, 2));
+        assert_eq!(line_col(t, 6), (2, 3)); // inside `é`: clamped to its start
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(literal_offset("\"abc\"", 2), 3);
+        assert_eq!(literal_offset("'abc'", 0), 1);
+        assert_eq!(literal_offset(r#""a\"b""#, 2), 4);
+        assert_eq!(literal_offset(r#""\u00e9x""#, 2), 7);
+        assert_eq!(literal_offset("\"\"\"\nab\"\"\"", 1), 5);
+        assert_eq!(literal_offset("'''\nab'''", 1), 5);
+        assert_eq!(literal_offset("\"\"\"a\\\n   b\"\"\"", 1), 9);
+        assert_eq!(literal_offset("12", 5), 5);
+    }
+}
