@@ -294,6 +294,9 @@ impl PNet {
         let diff = (&prd - &target)?;
         let numel = diff.elem_count() as f64;
         let err = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
+        if !err.is_finite() {
+            return Err(Error::NonFinite { pcoder: pc.number, what: "the prediction error", timestep: pass });
+        }
         let grd = pc.predictor.vjp_input(&trace, &diff.affine(2.0 / numel, 0.0)?)?;
         st.errors[pass][i] = err;
         st.pcoders[i] = Some(PCoderState { rep: rep.clone(), prd, grd, prediction_error: err, pass });

@@ -98,9 +98,7 @@ impl AttachPoint {
 }
 
 fn index(digits: &str, offset: usize) -> Result<usize, AttachPointError> {
-    digits
-        .parse()
-        .map_err(|_| AttachPointError { offset, kind: AttachPointErrorKind::IndexTooLarge })
+    digits.parse().map_err(|_| AttachPointError { offset, kind: AttachPointErrorKind::IndexTooLarge })
 }
 
 impl fmt::Display for AttachPoint {
@@ -129,13 +127,10 @@ mod tests {
         assert_eq!(AttachPoint::parse("features[3]").unwrap().segments, vec![f("features"), Index(3)]);
         assert_eq!(AttachPoint::parse("conv2").unwrap().segments, vec![f("conv2")]);
         assert_eq!(AttachPoint::parse("blocks.0").unwrap().segments, vec![f("blocks"), Index(0)]);
-        assert_eq!(AttachPoint::parse("a.b[2][1].c").unwrap().segments, vec![
-            f("a"),
-            f("b"),
-            Index(2),
-            Index(1),
-            f("c")
-        ]);
+        assert_eq!(
+            AttachPoint::parse("a.b[2][1].c").unwrap().segments,
+            vec![f("a"), f("b"), Index(2), Index(1), f("c")]
+        );
         assert_eq!(AttachPoint::parse("0.conv").unwrap().to_string(), "0.conv");
         assert_eq!(AttachPoint::parse("blocks.0").unwrap().to_string(), "blocks[0]");
     }

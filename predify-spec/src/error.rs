@@ -113,7 +113,7 @@ pub enum SpecErrorKind {
         found: String,
     },
     /// β, λ or α negative or not finite.
-    #[error("expected a finite number >= 0, found {found}")]
+    #[error("expected a finite number >= 0, found {found:?}")]
     InvalidHyperparameter {
         /// The value written.
         found: f64,

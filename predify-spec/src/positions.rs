@@ -40,8 +40,7 @@ pub(crate) fn literal_offset(raw: &str, offset: usize) -> usize {
         }
     }
     let mut decoded = 0;
-    loop {
-        let Some(rest) = raw.get(pos..) else { break };
+    while let Some(rest) = raw.get(pos..) {
         let mut chars = rest.chars();
         let Some(c) = chars.next() else { break };
         let escape = if escapes && c == '\\' { chars.next() } else { None };
@@ -76,9 +75,7 @@ pub(crate) fn literal_offset(raw: &str, offset: usize) -> usize {
 
 /// UTF-8 length of the character a `\u`/`\U` escape with these hex digits stands for.
 fn hex_char_len(hex: Option<&str>) -> usize {
-    hex.and_then(|h| u32::from_str_radix(h, 16).ok())
-        .and_then(char::from_u32)
-        .map_or(1, char::len_utf8)
+    hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32).map_or(1, char::len_utf8)
 }
 
 #[cfg(test)]

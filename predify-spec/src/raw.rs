@@ -53,7 +53,7 @@ impl<L> RawValue<L> {
             }
             RawValue::Str(s) => format!("string {s:?}"),
             RawValue::Int(i) => format!("integer {i}"),
-            RawValue::Float(f) => format!("float {f}"),
+            RawValue::Float(f) => format!("float {f:?}"),
             RawValue::Bool(b) => format!("boolean {b}"),
             RawValue::Array(_) => "an array".to_string(),
             RawValue::Table(_) => "a table".to_string(),

@@ -38,7 +38,14 @@ impl<T: fmt::Debug> Display for AxisValues<T> {
 
 fn conv_args(f: &mut fmt::Formatter<'_>, c: &ConvSpec) -> fmt::Result {
     // PyTorch's `_ConvNd.extra_repr`: non-default values only, kernel and stride always.
-    write!(f, "{}, {}, kernel_size={}, stride={}", c.in_channels, c.out_channels, Tuple(&c.kernel_size), Tuple(&c.stride))?;
+    write!(
+        f,
+        "{}, {}, kernel_size={}, stride={}",
+        c.in_channels,
+        c.out_channels,
+        Tuple(&c.kernel_size),
+        Tuple(&c.stride)
+    )?;
     if c.padding.iter().any(|&p| p != 0) {
         write!(f, ", padding={}", Tuple(&c.padding))?;
     }

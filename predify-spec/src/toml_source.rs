@@ -44,10 +44,15 @@ impl Spec {
 }
 
 /// Parses TOML text into the raw, located form (only TOML syntax is checked here).
+// The error is the crate's one error type; boxing it here alone would make it odd to use.
+#[allow(clippy::result_large_err)]
 pub fn raw_from_toml(text: &str) -> Result<RawSpec<Span>, SpecError<Span>> {
     let doc = ImDocument::parse(text).map_err(|e| {
         // toml_edit's message may span lines ("invalid table header\nduplicate key ...").
-        let message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join(": ");
+        let mut message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join(": ");
+        if message.is_empty() {
+            message = "unexpected input".to_string();
+        }
         SpecError::new(SpecErrorKind::Syntax(message), None, None, Some(e.span().unwrap_or(0..0)))
     })?;
     Ok(Located::new(table(doc.as_table(), &(0..0)), 0..0))

@@ -82,10 +82,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 continue;
             }
             b if b.is_ascii_alphabetic() || b == b'_' => {
-                let end = i + bytes[i..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-                    .count();
+                let end = i + bytes[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
                 out.push(Token { tok: Tok::Ident(src[i..end].to_string()), offset: start });
                 i = end;
                 continue;
@@ -131,10 +128,13 @@ fn number(text: &str, offset: usize) -> Result<Tok, ExprError> {
     let mantissa_ok = mantissa.bytes().filter(|&c| c == b'.').count() <= 1
         && mantissa.bytes().any(|c| c.is_ascii_digit())
         && mantissa.bytes().all(|c| c.is_ascii_digit() || c == b'.');
-    let exponent_ok = exponent.map_or(true, |e| {
-        let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-        !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
-    });
+    let exponent_ok = match exponent {
+        None => true,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
+        }
+    };
     if !(mantissa_ok && exponent_ok) {
         return Err(bad());
     }
@@ -178,14 +178,10 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(toks("1. 2.0 .5 1e-3 7"), vec![
-            Tok::Float(1.0),
-            Tok::Float(2.0),
-            Tok::Float(0.5),
-            Tok::Float(1e-3),
-            Tok::Int(7),
-            Tok::End
-        ]);
+        assert_eq!(
+            toks("1. 2.0 .5 1e-3 7"),
+            vec![Tok::Float(1.0), Tok::Float(2.0), Tok::Float(0.5), Tok::Float(1e-3), Tok::Int(7), Tok::End]
+        );
         assert!(lex("3x").is_err());
         assert!(lex("1e").is_err());
         assert!(lex("1..2").is_err());
@@ -194,17 +190,20 @@ mod tests {
 
     #[test]
     fn names_and_strings() {
-        assert_eq!(toks("nn.ReLU(mode='a\\'b')"), vec![
-            Tok::Ident("nn".into()),
-            Tok::Dot,
-            Tok::Ident("ReLU".into()),
-            Tok::LParen,
-            Tok::Ident("mode".into()),
-            Tok::Eq,
-            Tok::Str("a'b".into()),
-            Tok::RParen,
-            Tok::End
-        ]);
+        assert_eq!(
+            toks("nn.ReLU(mode='a\\'b')"),
+            vec![
+                Tok::Ident("nn".into()),
+                Tok::Dot,
+                Tok::Ident("ReLU".into()),
+                Tok::LParen,
+                Tok::Ident("mode".into()),
+                Tok::Eq,
+                Tok::Str("a'b".into()),
+                Tok::RParen,
+                Tok::End
+            ]
+        );
         let e = lex("f('abc").unwrap_err();
         assert_eq!((e.offset, e.kind), (2, ExprErrorKind::UnterminatedString));
         let e = lex("f(é)").unwrap_err();

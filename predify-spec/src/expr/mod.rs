@@ -2,12 +2,16 @@
 //! `Sequential(ConvTranspose2d(128, 64, kernel_size=(10, 10), stride=(2, 2), padding=(4, 4)), ReLU(inplace=True))`.
 //!
 //! Three stages: [`lexer`] (tokens), [`parser`] (a tiny Python expression tree), and
-//! [`build`] (PyTorch argument binding and checks, yielding a [`Predictor`]).
+//! [`build`] with [`args`], [`conv`] and [`upsample`] (PyTorch argument binding and checks,
+//! yielding a [`Predictor`]).
 
+mod args;
 mod build;
+mod conv;
 mod error;
 mod lexer;
 mod parser;
+mod upsample;
 
 pub use error::{ExprError, ExprErrorKind};
 

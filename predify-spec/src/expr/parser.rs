@@ -184,10 +184,12 @@ impl<'t> Parser<'t> {
         let offset = first.offset;
         let mut name = match &first.tok {
             Tok::Ident(s) => s.clone(),
-            _ => return Err(ExprError::new(offset, ExprErrorKind::Unexpected {
-                expected: "a name",
-                found: first.tok.describe(),
-            })),
+            _ => {
+                return Err(ExprError::new(
+                    offset,
+                    ExprErrorKind::Unexpected { expected: "a name", found: first.tok.describe() },
+                ))
+            }
         };
         if !matches!(self.peek().tok, Tok::Dot | Tok::LParen) {
             let kind = match name.as_str() {
@@ -195,10 +197,13 @@ impl<'t> Parser<'t> {
                 "False" => NodeKind::Bool(false),
                 "None" => NodeKind::None,
                 _ => {
-                    return Err(ExprError::new(offset, ExprErrorKind::Unexpected {
-                        expected: "a value (strings need quotes)",
-                        found: format!("name `{name}`"),
-                    }))
+                    return Err(ExprError::new(
+                        offset,
+                        ExprErrorKind::Unexpected {
+                            expected: "a value (strings need quotes)",
+                            found: format!("name `{name}`"),
+                        },
+                    ))
                 }
             };
             return Ok(Node { offset, kind });

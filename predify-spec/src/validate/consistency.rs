@@ -12,7 +12,11 @@ use crate::types::{Layer, Predictor};
 
 /// Reports every inconsistency between the valid pcoders `checked` (index = pcoder − 1,
 /// `None` where the pcoder had errors) and the input size, when that is valid.
-pub(crate) fn check<L: Clone>(errors: &mut Vec<SpecError<L>>, input_size: Option<&[usize]>, checked: &[Option<Checked<L>>]) {
+pub(crate) fn check<L: Clone>(
+    errors: &mut Vec<SpecError<L>>,
+    input_size: Option<&[usize]>,
+    checked: &[Option<Checked<L>>],
+) {
     for (i, pcoder) in checked.iter().enumerate() {
         let Some(Checked { spec, layer_offsets, predictor_loc: Some(loc) }) = pcoder else { continue };
         let Some(predictor) = &spec.predictor else { continue };
@@ -81,7 +85,9 @@ fn last_out(predictor: &Predictor) -> Option<(usize, usize)> {
 /// The layer's type, with the mode for `Upsample` (what fixes its axes).
 fn describe(layer: &Layer) -> String {
     match layer {
-        Layer::Upsample(u) if u.mode == crate::types::UpsampleMode::Nearest => "Upsample with per-axis values".to_string(),
+        Layer::Upsample(u) if u.mode == crate::types::UpsampleMode::Nearest => {
+            "Upsample with per-axis values".to_string()
+        }
         Layer::Upsample(u) => format!("Upsample(mode='{}')", u.mode),
         other => other.type_name(),
     }

@@ -77,9 +77,14 @@ pub fn validate<L: Clone>(raw: RawSpec<L>) -> Result<Spec, Vec<SpecError<L>>> {
 
     let pcoders: Option<Vec<PCoderSpec>> = checked.and_then(|c| c.into_iter().map(|p| p.map(|p| p.spec)).collect());
     match (name, input_size, gradient_scaling, shared_hyperparameters, imports, pcoders) {
-        (Some(name), Some(input_size), Some(gradient_scaling), Some(shared_hyperparameters), Some(imports), Some(pcoders))
-            if e.list.is_empty() =>
-        {
+        (
+            Some(name),
+            Some(input_size),
+            Some(gradient_scaling),
+            Some(shared_hyperparameters),
+            Some(imports),
+            Some(pcoders),
+        ) if e.list.is_empty() => {
             Ok(Spec { name, input_size, gradient_scaling, shared_hyperparameters, imports, pcoders })
         }
         _ => Err(e.list),
@@ -135,16 +140,21 @@ fn check_input_size<L: Clone>(e: &mut Errors<L>, v: &Value<L>) -> Option<Vec<usi
         })
         .collect();
     let found = format!("[{}]", shown.join(", "));
+    let length_ok = (3..=4).contains(&items.len());
+    if !length_ok {
+        e.push(SpecErrorKind::InvalidInputSize { found: found.clone() }, "input_size", &v.loc);
+    }
     let mut sizes = Vec::new();
     for item in items {
         match item.value {
             RawValue::Int(i) if i > 0 => sizes.push(usize::try_from(i).unwrap_or(usize::MAX)),
-            RawValue::Int(_) => e.push(SpecErrorKind::InvalidInputSize { found: found.clone() }, "input_size", &item.loc),
+            // One error for a wrong length; otherwise point at each bad entry.
+            RawValue::Int(_) if !length_ok => {}
+            RawValue::Int(_) => {
+                e.push(SpecErrorKind::InvalidInputSize { found: found.clone() }, "input_size", &item.loc)
+            }
             _ => e.wrong_type("a positive integer", "input_size", item),
         }
-    }
-    if !(3..=4).contains(&items.len()) {
-        e.push(SpecErrorKind::InvalidInputSize { found }, "input_size", &v.loc);
     }
     (e.list.len() == before).then_some(sizes)
 }

@@ -30,9 +30,9 @@ pub(crate) fn check<L: Clone>(errors: &mut Errors<L>, table: &RawTable<L>, loc: 
             None
         }
         Some(v) => match &v.value {
-            RawValue::Str(s) => AttachPoint::parse(s)
-                .map_err(|e| errors.push(SpecErrorKind::InvalidModule(e), "module", &v.loc))
-                .ok(),
+            RawValue::Str(s) => {
+                AttachPoint::parse(s).map_err(|e| errors.push(SpecErrorKind::InvalidModule(e), "module", &v.loc)).ok()
+            }
             _ => {
                 errors.wrong_type("a module path string such as \"features[3]\"", "module", v);
                 None
