@@ -12,6 +12,7 @@ pub mod error;
 pub mod hyper;
 pub mod kernels;
 pub mod layers;
+mod ops;
 pub mod optim;
 pub mod pnet;
 pub mod predictor;

@@ -88,27 +88,6 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, s: &ConvShape, dw: 
     }
 }
 
-/// Add a per-channel bias to `[batch, channels, len]` data.
-pub fn add_bias(data: &mut [f32], batch: usize, bias: &[f32], len: usize) {
-    let c = bias.len();
-    for n in 0..batch {
-        for (ci, b) in bias.iter().enumerate() {
-            for v in &mut data[(n * c + ci) * len..][..len] {
-                *v += b;
-            }
-        }
-    }
-}
-
-/// Bias gradient: the sum over batch and positions of `[batch, channels, len]` data, accumulated.
-pub fn bias_grad(grad: &[f32], batch: usize, channels: usize, len: usize, db: &mut [f32]) {
-    for n in 0..batch {
-        for (ci, d) in db.iter_mut().enumerate().take(channels) {
-            *d += grad[(n * channels + ci) * len..][..len].iter().sum::<f32>();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

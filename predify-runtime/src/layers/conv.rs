@@ -2,10 +2,10 @@
 
 use super::{join_nc, split_nc};
 use crate::error::{shape_err, usage, Result};
-use crate::kernels::conv::{add_bias, big_to_small, bias_grad, small_to_big, weight_grad, ConvShape};
+use crate::kernels::conv::ConvShape;
+use crate::ops::{ConvDir, ConvOp, ConvWeightGradOp};
 use crate::kernels::geometry::lift3;
 use crate::kernels::ConvGeometry;
-use crate::tensor_io::{from_vec, to_vec};
 use candle_core::{Tensor, Var};
 use predify_spec::ConvSpec;
 
@@ -144,65 +144,62 @@ impl Conv {
         Ok(self.plan(in_shape)?.2)
     }
 
-    /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, shape, out_shape) = self.plan(x.dims())?;
-        let xv = to_vec(x, &self.name)?;
-        let w = to_vec(self.weight.as_tensor(), &self.name)?;
-        let mut out = vec![0f32; out_shape.iter().product()];
-        if self.transposed {
-            small_to_big(&xv, n, &w, &shape, &mut out);
+    /// The custom op mapping an input of `in_shape` forward (`adjoint = false`) or an output
+    /// gradient back to that input (`adjoint = true`).
+    fn op(&self, in_shape: &[usize], adjoint: bool) -> Result<ConvOp> {
+        let (batch, shape, out_shape) = self.plan(in_shape)?;
+        let fwd = if self.transposed { ConvDir::SmallToBig } else { ConvDir::BigToSmall };
+        Ok(if adjoint {
+            let dir = if fwd == ConvDir::SmallToBig { ConvDir::BigToSmall } else { ConvDir::SmallToBig };
+            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec() }
         } else {
-            big_to_small(&xv, n, &w, &shape, &mut out);
+            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape }
+        })
+    }
+
+    /// The weight as a constant for autograd (gradients w.r.t. weights are computed explicitly
+    /// by [`Conv::param_grads`]; tracking them would cost a weight gradient per backward).
+    fn weight_const(&self) -> Result<Tensor> {
+        Ok(self.weight.as_tensor().detach().contiguous()?)
+    }
+
+    /// Forward pass (differentiable w.r.t. `x` through Candle's autograd).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let op = self.op(x.dims(), false)?;
+        let y = x.contiguous()?.apply_op2(&self.weight_const()?, op)?;
+        match &self.bias {
+            Some(b) => {
+                let mut shape = vec![1; y.rank()];
+                shape[1] = self.spec.out_channels;
+                Ok(y.broadcast_add(&b.as_tensor().detach().reshape(shape)?)?)
+            }
+            None => Ok(y),
         }
-        if let Some(b) = &self.bias {
-            let len = out.len() / (n * self.spec.out_channels).max(1);
-            add_bias(&mut out, n, &to_vec(b.as_tensor(), &self.name)?, len);
-        }
-        from_vec(out, &out_shape, x.device())
     }
 
     /// The adjoint of the forward pass w.r.t. its input: maps an output gradient `g` to the
     /// gradient w.r.t. an input of shape `in_shape`.
     pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {
-        let (n, shape, out_shape) = self.plan(in_shape)?;
-        if g.dims() != out_shape.as_slice() {
-            return shape_err(format!("{} output gradient", self.name), format!("{out_shape:?}"), g.dims());
+        let op = self.op(in_shape, true)?;
+        if g.dims() != op.in_shape.as_slice() {
+            return shape_err(format!("{} output gradient", self.name), format!("{:?}", op.in_shape), g.dims());
         }
-        let gv = to_vec(g, &self.name)?;
-        let w = to_vec(self.weight.as_tensor(), &self.name)?;
-        let mut dx = vec![0f32; in_shape.iter().product()];
-        if self.transposed {
-            big_to_small(&gv, n, &w, &shape, &mut dx);
-        } else {
-            small_to_big(&gv, n, &w, &shape, &mut dx);
-        }
-        from_vec(dx, in_shape, g.device())
+        Ok(g.contiguous()?.apply_op2_no_bwd(&self.weight_const()?, &op)?)
     }
 
     /// Gradients of `<forward(x), g>` w.r.t. the weight and the bias.
     pub fn param_grads(&self, x: &Tensor, g: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let (n, shape, out_shape) = self.plan(x.dims())?;
+        let (batch, shape, out_shape) = self.plan(x.dims())?;
         if g.dims() != out_shape.as_slice() {
             return shape_err(format!("{} output gradient", self.name), format!("{out_shape:?}"), g.dims());
         }
-        let xv = to_vec(x, &self.name)?;
-        let gv = to_vec(g, &self.name)?;
-        let mut dw = vec![0f32; shape.weight_len()];
-        if self.transposed {
-            weight_grad(&xv, &gv, n, &shape, &mut dw);
-        } else {
-            weight_grad(&gv, &xv, n, &shape, &mut dw);
-        }
-        let dw = from_vec(dw, self.weight.dims(), x.device())?;
+        let (x, g) = (x.contiguous()?, g.contiguous()?);
+        let (small, big) = if self.transposed { (&x, &g) } else { (&g, &x) };
+        let op = ConvWeightGradOp { shape, batch, weight_shape: self.weight.dims().to_vec() };
+        let dw = small.apply_op2_no_bwd(big, &op)?;
         let db = match &self.bias {
-            Some(_) => {
-                let c = self.spec.out_channels;
-                let len = gv.len() / (n * c).max(1);
-                let mut db = vec![0f32; c];
-                bias_grad(&gv, n, c, len, &mut db);
-                Some(from_vec(db, &[c], x.device())?)
-            }
+            // Σ over batch and positions.
+            Some(_) => Some(g.flatten_from(2)?.sum(2)?.sum(0)?),
             None => None,
         };
         Ok((dw, db))

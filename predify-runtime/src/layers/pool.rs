@@ -4,6 +4,7 @@ use super::{join_nc, split_nc};
 use crate::error::{shape_err, usage, Result};
 use crate::kernels::geometry::lift3;
 use crate::kernels::pool::{max_pool, max_pool_backward, PoolGeometry};
+use crate::ops::MaxPoolOp;
 use crate::tensor_io::{from_vec, to_vec};
 use candle_core::Tensor;
 
@@ -54,9 +55,9 @@ impl MaxPool {
 
     /// Forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, g) = self.plan(x.dims())?;
-        let (y, _) = max_pool(&to_vec(x, &self.name)?, n * c, &g);
-        from_vec(y, &join_nc(n, c, g.output, self.dims), x.device())
+        let (n, c, geom) = self.plan(x.dims())?;
+        let op = MaxPoolOp { geom, planes: n * c, out_shape: join_nc(n, c, geom.output, self.dims) };
+        Ok(x.contiguous()?.apply_op1(op)?)
     }
 
     /// Gradient w.r.t. the input `x` for the output gradient `g` (routes to each window's max,

@@ -2,7 +2,8 @@
 
 use super::{join_nc, split_nc};
 use crate::error::{usage, Result};
-use crate::kernels::upsample::{interpolate, interpolate_adjoint, AxisMap};
+use crate::kernels::upsample::{interpolate_adjoint, AxisMap};
+use crate::ops::UpsampleOp;
 use crate::tensor_io::{from_vec, to_vec};
 use candle_core::Tensor;
 use predify_spec::{UpsampleMode, UpsampleSpec};
@@ -69,9 +70,8 @@ impl Upsample {
 
     /// Forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (outer, sp, maps, out_shape) = self.plan(x.dims())?;
-        let y = interpolate(&to_vec(x, &self.name)?, outer, sp, &maps);
-        from_vec(y, &out_shape, x.device())
+        let (outer, in_grid, maps, out_shape) = self.plan(x.dims())?;
+        Ok(x.contiguous()?.apply_op1(UpsampleOp { outer, in_grid, maps, out_shape })?)
     }
 
     /// The adjoint w.r.t. the input (shape `in_shape`) of an output gradient `g`.

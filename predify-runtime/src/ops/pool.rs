@@ -1,0 +1,35 @@
+//! Max pooling as a `CustomOp1` with a correct backward (route to the argmax).
+
+use super::f32_slice;
+use crate::kernels::pool::{max_pool, max_pool_backward, PoolGeometry};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+#[derive(Debug, Clone)]
+pub(crate) struct MaxPoolOp {
+    pub geom: PoolGeometry,
+    pub planes: usize,
+    pub out_shape: Vec<usize>,
+}
+
+impl CustomOp1 for MaxPoolOp {
+    fn name(&self) -> &'static str {
+        "predify-max-pool"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        if x.len() != self.planes * self.geom.input.iter().product::<usize>() {
+            candle_core::bail!("predify-max-pool: input {:?} does not match the plan", l.dims());
+        }
+        let (y, _) = max_pool(x, self.planes, &self.geom);
+        Ok((CpuStorage::F32(y), Shape::from(self.out_shape.clone())))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let gv = g.flatten_all()?.to_vec1::<f32>()?;
+        let (_, arg) = max_pool(&xv, self.planes, &self.geom);
+        let dx = max_pool_backward(&gv, &arg, self.planes, &self.geom);
+        Ok(Some(Tensor::from_vec(dx, x.dims(), x.device())?))
+    }
+}
