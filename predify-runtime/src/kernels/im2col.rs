@@ -1,6 +1,7 @@
 //! im2col (gather big → columns) and col2im (scatter-add columns → big), mutual adjoints.
 
 use super::ConvGeometry;
+use rayon::prelude::*;
 
 /// Gather one channel-block of a big-grid tensor into columns.
 ///
@@ -9,9 +10,10 @@ use super::ConvGeometry;
 /// (zero where the tap falls into the padding).
 pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
-    let [sd, sh, sw] = g.small;
+    let [_, sh, sw] = g.small;
     let [_, bh, bw] = g.big;
-    for c in 0..channels {
+    // Channels own disjoint row blocks of `cols`: fill them in parallel.
+    cols[..channels * kl * sl].par_chunks_mut(kl * sl).enumerate().for_each(|(c, block)| {
         let src = &big[c * bl..(c + 1) * bl];
         for kd in 0..g.kernel[0] {
             let (d0, d1, bd0) = g.valid_range(0, kd);
@@ -20,7 +22,7 @@ pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) 
                 for kw in 0..g.kernel[2] {
                     let (w0, w1, bw0) = g.valid_range(2, kw);
                     let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                    let row = &mut cols[(c * kl + k) * sl..(c * kl + k + 1) * sl];
+                    let row = &mut block[k * sl..(k + 1) * sl];
                     row.fill(0.0);
                     for d in d0..d1 {
                         let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
@@ -39,11 +41,10 @@ pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) 
                             }
                         }
                     }
-                    let _ = sd;
                 }
             }
         }
-    }
+    });
 }
 
 /// Scatter-add columns back onto a big-grid tensor: the adjoint of [`im2col`].
@@ -53,8 +54,8 @@ pub fn col2im(cols: &[f32], channels: usize, g: &ConvGeometry, big: &mut [f32]) 
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
     let [_, sh, sw] = g.small;
     let [_, bh, bw] = g.big;
-    for c in 0..channels {
-        let dst = &mut big[c * bl..(c + 1) * bl];
+    // Channels own disjoint planes of `big`: accumulate them in parallel.
+    big[..channels * bl].par_chunks_mut(bl).enumerate().for_each(|(c, dst)| {
         for kd in 0..g.kernel[0] {
             let (d0, d1, bd0) = g.valid_range(0, kd);
             for kh in 0..g.kernel[1] {
@@ -85,5 +86,5 @@ pub fn col2im(cols: &[f32], channels: usize, g: &ConvGeometry, big: &mut [f32]) 
                 }
             }
         }
-    }
+    });
 }

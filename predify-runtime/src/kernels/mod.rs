@@ -8,6 +8,7 @@ pub mod conv;
 pub mod gemm;
 pub mod geometry;
 pub mod im2col;
+pub mod phase;
 pub mod pool;
 pub mod upsample;
 
