@@ -60,7 +60,7 @@ fn check(name: &str) -> Result<Checker> {
         }
         // The exact √C equals Predify's estimate wherever the estimate is deterministic.
         if pc["C_sqrt_rng_dependent"].as_bool() == Some(false) {
-            let exact = predify::runtime::c_sqrt::exact(pnet.pcoders()[i].predictor(), pnet.pcoders()[i].ff_shape(), &Device::Cpu)?;
+            let exact = predify::runtime::c_sqrt::exact(pnet.pcoders()[i].predictor(), pnet.pcoders()[i].ff_shape())?;
             ck.scalar(&format!("pcoder{}.C_sqrt (exact)", i + 1), exact, fx.tensor(&format!("pcoder{}.C_sqrt", i + 1))?)?;
         }
     }

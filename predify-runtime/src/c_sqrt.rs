@@ -4,7 +4,7 @@
 use crate::error::{usage, Result};
 use crate::predictor::Predictor;
 use crate::tensor_io::{from_vec, to_vec};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 
 /// Index of the probed cell in a per-sample shape: the centre `[C/2, …/2]`, as Predify uses.
@@ -16,22 +16,17 @@ fn centre(shape: &[usize]) -> usize {
     idx
 }
 
-/// √C computed exactly from the predictor's structure: the output footprint of the centre cell
-/// through the predictor with all weights set to one (ReLUs removed, so nothing cancels).
-/// For linear predictors this equals Predify's estimate (e.g. k3 s1 → 9·C_out).
-pub fn exact(pred: &Predictor, ff_shape: &[usize], device: &Device) -> Result<f32> {
-    let probe = pred.footprint_probe()?;
-    let len: usize = ff_shape.iter().product();
-    let mut x = vec![0f32; len];
-    if len == 0 {
-        return usage("cannot probe an empty representation");
+/// √C computed exactly from the predictor's structure: the number of prediction elements the
+/// centre cell of one sample's representation is connected to (channels × reachable positions
+/// per axis), without running the predictor. For linear predictors this equals Predify's
+/// estimate (e.g. k3 s1 → 9·C_out; bilinear ×2 then k3 → 36·C_out).
+pub fn exact(pred: &Predictor, ff_shape: &[usize]) -> Result<f32> {
+    if ff_shape.is_empty() || ff_shape.iter().any(|&d| d == 0) {
+        return usage(format!("cannot probe a representation of shape {ff_shape:?}"));
     }
-    x[centre(ff_shape)] = 1.0;
     let mut shape = vec![1];
     shape.extend_from_slice(ff_shape);
-    let y = to_vec(&probe.forward(&from_vec(x, &shape, device)?)?, "footprint")?;
-    let count = y.iter().filter(|v| **v != 0.0).count();
-    Ok((count as f32).sqrt())
+    Ok((pred.footprint(&shape)? as f32).sqrt())
 }
 
 /// √C estimated the way Predify does on the first batch: 10 times, replace the centre cell of
@@ -47,7 +42,6 @@ pub fn estimate(pred: &Predictor, rep: &Tensor, seed: u64) -> Result<f32> {
     let base = to_vec(rep, "rep")?;
     let base_out = to_vec(&pred.forward(rep)?, "prediction")?;
     let plen: usize = per.iter().product();
-    let olen = base_out.len() / n;
     let c = centre(&per);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut total = 0usize;
@@ -60,6 +54,5 @@ pub fn estimate(pred: &Predictor, rep: &Tensor, seed: u64) -> Result<f32> {
         let out = to_vec(&pred.forward(&from_vec(x, &dims, rep.device())?)?, "prediction")?;
         total += out.iter().zip(&base_out).filter(|(a, b)| a != b).count();
     }
-    let _ = olen;
     Ok(((total as f64) / (n * DRAWS) as f64).sqrt() as f32)
 }

@@ -113,12 +113,12 @@ impl PNet {
             let c = if spec.gradient_scaling {
                 Some(match &c_sqrt {
                     CSqrtSource::Given(v) => v[i],
-                    CSqrtSource::Exact => c_sqrt::exact(&predictor, &ff_shape, vb.device())?,
+                    CSqrtSource::Exact => c_sqrt::exact(&predictor, &ff_shape)?,
                     CSqrtSource::CheckpointOrExact => {
                         if vb.contains_tensor(&format!("{ctx}.C_sqrt")) {
                             vb.pp(&ctx).get((), "C_sqrt")?.to_dtype(DType::F32)?.to_scalar::<f32>()?
                         } else {
-                            c_sqrt::exact(&predictor, &ff_shape, vb.device())?
+                            c_sqrt::exact(&predictor, &ff_shape)?
                         }
                     }
                 })

@@ -156,20 +156,70 @@ impl Predictor {
         v
     }
 
-    /// A copy of this predictor whose weights are |w| and biases zero, with ReLUs dropped: used
-    /// to count an input cell's output footprint exactly (no cancellation can hide an element).
-    pub(crate) fn footprint_probe(&self) -> Result<Predictor> {
-        let mut stages = Vec::new();
+    /// How many output elements one input cell (the centre of `in_shape` = `[1, C, spatial…]`)
+    /// can influence: the channels and, per axis, the positions reachable through every layer's
+    /// connectivity (all layers are separable per axis; ReLU does not change connectivity).
+    /// This is Predify's C for linear predictors, computed from shapes alone.
+    pub(crate) fn footprint(&self, in_shape: &[usize]) -> Result<usize> {
+        let dims = in_shape.len().saturating_sub(2);
+        let centre = |n: usize| {
+            let mut v = vec![false; n];
+            if n > 0 {
+                v[n / 2] = true;
+            }
+            v
+        };
+        let mut chans = centre(in_shape.get(1).copied().unwrap_or(0));
+        let mut axes: Vec<Vec<bool>> = in_shape[2..].iter().map(|&n| centre(n)).collect();
+        let mut shape = in_shape.to_vec();
         for st in &self.stages {
             match st {
                 Stage::Conv(c) => {
-                    let w = c.weight().as_tensor().abs()?.ones_like()?;
-                    stages.push(Stage::Conv(Conv::new(c.spec().clone(), c.is_transposed(), w, None, "footprint")?.without_bias()));
+                    let out = c.output_shape(&shape)?;
+                    let s = c.spec();
+                    let (cin_g, cout_g) = (s.in_channels / s.groups, s.out_channels / s.groups);
+                    let mut next = vec![false; s.out_channels];
+                    for ci in (0..chans.len()).filter(|&ci| chans[ci]) {
+                        let g = ci / cin_g;
+                        next[g * cout_g..(g + 1) * cout_g].iter_mut().for_each(|v| *v = true);
+                    }
+                    chans = next;
+                    for a in 0..dims {
+                        let (st_, p, k, d) = (s.stride[a], s.padding[a] as isize, s.kernel_size[a], s.dilation[a]);
+                        let mut reach = vec![false; out[2 + a]];
+                        for i in (0..axes[a].len()).filter(|&i| axes[a][i]) {
+                            for tap in 0..k {
+                                let off = (tap * d) as isize - p;
+                                let o = if c.is_transposed() {
+                                    Some((i * st_) as isize + off)
+                                } else {
+                                    let num = i as isize - off;
+                                    (num >= 0 && num % st_ as isize == 0).then(|| num / st_ as isize)
+                                };
+                                if let Some(o) = o.filter(|&o| o >= 0 && (o as usize) < reach.len()) {
+                                    reach[o as usize] = true;
+                                }
+                            }
+                        }
+                        axes[a] = reach;
+                    }
+                    shape = out;
                 }
                 Stage::Relu => {}
-                Stage::Upsample(u) => stages.push(Stage::Upsample(u.clone())),
+                Stage::Upsample(u) => {
+                    let (maps, out) = u.axis_maps(&shape)?;
+                    for a in 0..dims {
+                        let m = &maps[3 - dims + a];
+                        let set = &axes[a];
+                        axes[a] = (0..m.output())
+                            .map(|o| (set[m.i0[o]] && m.w0[o] != 0.0) || (set[m.i1[o]] && m.w1[o] != 0.0))
+                            .collect();
+                    }
+                    shape = out;
+                }
             }
         }
-        Ok(Predictor { spec: self.spec.clone(), stages, prefixes: self.prefixes.clone() })
+        let count = |v: &Vec<bool>| v.iter().filter(|x| **x).count();
+        Ok(count(&chans) * axes.iter().map(count).product::<usize>())
     }
 }

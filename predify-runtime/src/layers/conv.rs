@@ -81,12 +81,6 @@ impl Conv {
         &self.spec
     }
 
-    /// The same layer without its bias (for footprint probes).
-    pub(crate) fn without_bias(mut self) -> Self {
-        self.bias = None;
-        self
-    }
-
     /// Whether this is a transposed convolution.
     pub fn is_transposed(&self) -> bool {
         self.transposed

@@ -63,6 +63,12 @@ impl Upsample {
         Ok((n * c, sp, maps, join_nc(n, c, out, dims)))
     }
 
+    /// The per-axis interpolation maps (over three lifted axes) and the output shape.
+    pub(crate) fn axis_maps(&self, shape: &[usize]) -> Result<([AxisMap; 3], Vec<usize>)> {
+        let (_, _, maps, out) = self.plan(shape)?;
+        Ok((maps, out))
+    }
+
     /// Output shape for an input shape.
     pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
         Ok(self.plan(shape)?.3)
