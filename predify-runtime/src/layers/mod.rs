@@ -3,12 +3,18 @@
 //! Each layer knows its forward pass and the adjoint of it w.r.t. its input (what the error
 //! gradient and hyperparameter tuning need); layers with parameters also give their gradients.
 
+mod activation;
+mod adaptive_pool;
+mod batchnorm;
 mod conv;
 mod linear;
 mod module_impls;
 mod pool;
 mod upsample;
 
+pub use activation::{Sigmoid, Silu};
+pub use adaptive_pool::AdaptiveAvgPool2d;
+pub use batchnorm::{BatchNorm2d, BATCH_NORM_EPS};
 pub use conv::Conv;
 pub use linear::Linear;
 pub use module_impls::{Flatten, Relu};
@@ -16,6 +22,14 @@ pub use pool::MaxPool;
 pub use upsample::Upsample;
 
 use crate::error::{shape_err, Result};
+
+/// A runtime error as a Candle error (Candle's own errors unwrapped), for `Module` impls.
+pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
+    match e {
+        crate::Error::Candle(c) => c,
+        other => candle_core::Error::wrap(other),
+    }
+}
 
 /// Split an activation shape `[N, C, spatial…]` with `dims` spatial axes into
 /// (N, C, spatial lifted to three axes).

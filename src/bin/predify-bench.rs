@@ -1,0 +1,239 @@
+//! `predify-bench`: times predified networks and the runtime's convolution kernels.
+//!
+//! Human mode (default) runs, each in a fresh process so that peak memory does not mix, one
+//! PVGG16 timestep at batch 1 and 4 (random weights, 224×224) and the MNIST-scale net at
+//! batch 64, then the op-level table of `shared/NOTES-candle.md` for our kernels next to
+//! Candle's ops:
+//!
+//! ```text
+//! predify-bench [--threads T] [--timesteps K] [--model M] [--batch N] [--no-ops | --ops-only]
+//! ```
+//!
+//! (`--model` / `--batch` narrow the three runs, e.g. `--model mnist --no-ops`.)
+//!
+//! Machine-readable mode prints one JSON object per run (per op and implementation with `--ops`):
+//!
+//! ```text
+//! predify-bench --json --model pvgg16|mnist --batch N --threads T --timesteps K
+//! predify-bench --json --ops --threads T
+//! ```
+//!
+//! A run is `K + 1` backbone passes on one random batch: pass t = 0 (representations = the
+//! feedforward values; it also warms up allocations and caches) and the K timesteps t ≥ 1 with
+//! the full update; `timestep_s` is the median time of those K. `peak_rss_bytes` is the
+//! process's `VmHWM`. Threads: a rayon global pool of T threads, and `RAYON_NUM_THREADS=T`
+//! (what Candle reads). `scripts/bench.sh` runs this next to `scripts/bench_reference.py`.
+
+#[path = "predify_bench/models.rs"]
+mod models;
+#[path = "predify_bench/ops.rs"]
+mod ops;
+#[path = "predify_bench/util.rs"]
+mod util;
+
+use candle_core::{Device, Tensor};
+use models::{BoxResult, Which};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+use util::{field, median, mib, num, nums, peak_rss_bytes, string};
+
+const USAGE: &str = "usage:
+  predify-bench [--threads T] [--timesteps K] [--model M] [--batch N] [--no-ops | --ops-only]
+  predify-bench --json --model pvgg16|mnist --batch N [--threads T] [--timesteps K]
+  predify-bench --json --ops [--threads T]";
+
+/// The human mode's model runs.
+const CONFIGS: [(Which, usize); 3] = [(Which::Pvgg16, 1), (Which::Pvgg16, 4), (Which::Mnist, 64)];
+
+struct Args {
+    json: bool,
+    ops: bool,
+    no_ops: bool,
+    ops_only: bool,
+    model: Option<Which>,
+    batch: Option<usize>,
+    threads: usize,
+    timesteps: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let default_threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&t: &usize| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let mut a = Args { json: false, ops: false, no_ops: false, ops_only: false, model: None, batch: None, threads: default_threads, timesteps: 3 };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--json" => a.json = true,
+            "--ops" => a.ops = true,
+            "--no-ops" => a.no_ops = true,
+            "--ops-only" => a.ops_only = true,
+            "--model" => {
+                let v = value("--model")?;
+                a.model = Some(Which::parse(&v).ok_or_else(|| format!("unknown model `{v}` (pvgg16, mnist)"))?);
+            }
+            "--batch" => a.batch = Some(value("--batch")?.parse().map_err(|e| format!("--batch: {e}"))?),
+            "--threads" => a.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--timesteps" => a.timesteps = value("--timesteps")?.parse().map_err(|e| format!("--timesteps: {e}"))?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if a.threads == 0 || a.timesteps == 0 || a.batch == Some(0) {
+        return Err("--threads, --timesteps and --batch must be at least 1".into());
+    }
+    if a.json && !a.ops && (a.model.is_none() || a.batch.is_none()) {
+        return Err("--json needs --model and --batch (or --ops)".into());
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("predify-bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Candle reads RAYON_NUM_THREADS for its own parallel loops; our kernels and gemm use the
+    // rayon global pool. Both get the same count. (Single-threaded here: no other thread reads
+    // the environment yet.)
+    std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
+    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global() {
+        eprintln!("predify-bench: cannot build the thread pool: {e}");
+        return ExitCode::FAILURE;
+    }
+    let r = if args.json && args.ops {
+        json_ops(args.threads)
+    } else if args.json {
+        run_model(args.model.unwrap_or(Which::Mnist), args.batch.unwrap_or(1), args.threads, args.timesteps).map(|j| println!("{j}"))
+    } else {
+        human(&args)
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("predify-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One model run; returns its JSON object.
+fn run_model(which: Which, batch: usize, threads: usize, timesteps: usize) -> BoxResult<String> {
+    let tag = format!("[predify-bench] {} batch {batch}, {threads} threads", which.name());
+    let t = Instant::now();
+    let model = models::build(which)?;
+    let setup_s = t.elapsed().as_secs_f64();
+    eprintln!("{tag}: built in {setup_s:.1} s");
+    let [c, h, w] = which.input_shape();
+    let input = Tensor::rand(0f32, 1f32, (batch, c, h, w), &Device::Cpu)?;
+    let mut st = model.net.pnet().new_state(input)?;
+    let mut times = Vec::with_capacity(timesteps + 1);
+    for t in 0..=timesteps {
+        let start = Instant::now();
+        let logits = model.net.pass(&mut st)?;
+        let dt = start.elapsed().as_secs_f64();
+        drop(logits);
+        times.push(dt);
+        eprintln!("{tag}: timestep {t}/{timesteps}{} {dt:.3} s", if t == 0 { " (warm-up, feedforward init)" } else { "" });
+    }
+    let timestep_s = median(&times[1..]);
+    let flop = model.flop_per_timestep(batch);
+    let errors: Vec<f64> = st.trace().last().map(|e| e.iter().map(|&x| x as f64).collect()).unwrap_or_default();
+    let rss = peak_rss_bytes().map(|b| b as f64).unwrap_or(f64::NAN);
+    Ok(format!(
+        "{{\"kind\":\"model\",\"impl\":\"predify-rs\",\"model\":{},\"batch\":{batch},\"threads\":{threads},\"timesteps\":{timesteps},\"timestep_s\":{},\"t0_s\":{},\"timesteps_s\":{},\"setup_s\":{},\"flop_per_timestep\":{},\"gflops\":{},\"peak_rss_bytes\":{},\"prediction_errors\":{}}}",
+        string(which.name()),
+        num(timestep_s),
+        num(times[0]),
+        nums(&times[1..]),
+        num(setup_s),
+        num(flop),
+        num(flop / timestep_s / 1e9),
+        num(rss),
+        nums(&errors),
+    ))
+}
+
+fn json_ops(threads: usize) -> BoxResult<()> {
+    for c in &ops::CASES {
+        eprintln!("[predify-bench] op {} ...", c.key);
+        let r = ops::run_case(c)?;
+        for l in ops::json_lines(c, &r, threads) {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
+
+fn human(a: &Args) -> BoxResult<()> {
+    println!("predify-bench: {} threads; a timestep = median of t = 1..{} after the t = 0 pass", a.threads, a.timesteps);
+    if !a.ops_only {
+        let exe = std::env::current_exe()?;
+        println!();
+        println!("| model | batch | timestep (s) | GFLOP / timestep | GFLOP/s | t=0 pass (s) | peak RSS (MiB) |");
+        println!("|---|---|---|---|---|---|---|");
+        // `--model` / `--batch` narrow the list (e.g. `--model mnist --no-ops` for a quick look).
+        let configs: Vec<(Which, usize)> = match (a.model, a.batch) {
+            (Some(m), Some(b)) => vec![(m, b)],
+            (Some(m), None) => CONFIGS.iter().copied().filter(|c| c.0 == m).collect(),
+            (None, Some(b)) => CONFIGS.iter().map(|c| (c.0, b)).collect(),
+            (None, None) => CONFIGS.to_vec(),
+        };
+        for (which, batch) in configs {
+            // A fresh process per configuration: VmHWM is per process.
+            let out = Command::new(&exe)
+                .args(["--json", "--model", which.name(), "--batch", &batch.to_string()])
+                .args(["--threads", &a.threads.to_string(), "--timesteps", &a.timesteps.to_string()])
+                .stderr(Stdio::inherit())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if !out.status.success() {
+                return Err(format!("{} batch {batch} failed ({})", which.name(), out.status).into());
+            }
+            let g = |k: &str| field(&text, k).unwrap_or(f64::NAN);
+            println!(
+                "| {} | {batch} | {:.4} | {:.2} | {:.1} | {:.4} | {:.0} |",
+                which.name(),
+                g("timestep_s"),
+                g("flop_per_timestep") / 1e9,
+                g("gflops"),
+                g("t0_s"),
+                mib(g("peak_rss_bytes"))
+            );
+        }
+        println!("\nGFLOP counts backbone convolutions + predictors + their adjoints (the error gradient).");
+    }
+    if !a.no_ops {
+        println!();
+        println!("Op level (f32, {} threads; median of 3–5 after a warm-up, or one run when it takes ≥ 5 s):", a.threads);
+        println!();
+        println!("| operation | GFLOP | predify-rs (s) | GFLOP/s | Candle 0.11 (s) | GFLOP/s | Candle / ours | max rel. diff |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for c in &ops::CASES {
+            eprintln!("[predify-bench] op {} ...", c.key);
+            let r = ops::run_case(c)?;
+            let gf = c.flop() / 1e9;
+            println!(
+                "| {} | {:.1} | {:.3} | {:.1} | {:.3} | {:.1} | {:.2}× | {:.1e} |",
+                c.label,
+                gf,
+                r.ours_s,
+                gf / r.ours_s,
+                r.candle_s,
+                gf / r.candle_s,
+                r.candle_s / r.ours_s,
+                r.max_rel_diff
+            );
+        }
+    }
+    Ok(())
+}

