@@ -9,7 +9,8 @@ mod common;
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Func, VarBuilder};
-use common::fixture::{rel_err, Fixture};
+use common::checker::Checker;
+use common::fixture::Fixture;
 use predify::predify;
 use predify::runtime::layers::{Conv, Flatten, Linear, MaxPool, Relu};
 use predify::runtime::optim::Sgd;
@@ -17,7 +18,6 @@ use predify::runtime::sequential::Op;
 use predify::runtime::{PNet, ReconstructionGrads, State};
 use predify::spec::{AttachPoint, Spec};
 
-const TOL: f64 = 1e-4;
 
 // ---- the fixture networks as annotated structs ----
 
@@ -210,33 +210,10 @@ fn array<const N: usize>(v: Vec<Box<dyn Module>>) -> Result<[Box<dyn Module>; N]
 
 // ---- the comparison ----
 
-struct Checker {
-    fixture: String,
-    compared: usize,
-    worst: f64,
-    failures: Vec<String>,
-}
-
-impl Checker {
-    fn tensor(&mut self, key: &str, ours: &Tensor, theirs: &Tensor) {
-        self.compared += 1;
-        match rel_err(ours, theirs) {
-            Ok(e) if e <= TOL => self.worst = self.worst.max(e),
-            Ok(e) => self.failures.push(format!("{}: {key}: relative error {e:.3e} > {TOL:e}", self.fixture)),
-            Err(e) => self.failures.push(format!("{}: {key}: {e}", self.fixture)),
-        }
-    }
-
-    fn scalar(&mut self, key: &str, ours: f32, theirs: &Tensor) -> Result<()> {
-        let t = Tensor::new(ours, &Device::Cpu)?;
-        self.tensor(key, &t, &theirs.to_dtype(DType::F32)?.reshape(())?);
-        Ok(())
-    }
-}
 
 /// Builds `M` from `backbone` and the fixture's weights and compares everything recorded.
 fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec) -> Result<Checker> {
-    let mut ck = Checker { fixture: fx.name.clone(), compared: 0, worst: 0.0, failures: vec![] };
+    let mut ck = Checker::new(&fx.name);
     let spec = M::the_spec()?;
     if spec != *expected_spec {
         bail!("{}: the macro's spec differs from the fixture's:\n{spec:#?}\nvs\n{expected_spec:#?}", fx.name);

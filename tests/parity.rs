@@ -7,41 +7,17 @@ mod common;
 use anyhow::{anyhow, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use common::fixture::{fixture_dir, fixture_names, rel_err, Fixture};
+use common::checker::Checker;
+use common::fixture::{fixture_dir, fixture_names, Fixture};
 use predify::runtime::optim::Sgd;
 use predify::runtime::sequential::PredifiedSequential;
 use predify::runtime::CSqrtSource;
 
-/// Relative tolerance (max |ours − theirs| / max |theirs| per tensor).
-const TOL: f64 = 1e-4;
 
-struct Checker {
-    fixture: String,
-    compared: usize,
-    worst: f64,
-    failures: Vec<String>,
-}
-
-impl Checker {
-    fn tensor(&mut self, key: &str, ours: &Tensor, theirs: &Tensor) {
-        self.compared += 1;
-        match rel_err(ours, theirs) {
-            Ok(e) if e <= TOL => self.worst = self.worst.max(e),
-            Ok(e) => self.failures.push(format!("{}: {key}: relative error {e:.3e} > {TOL:e}", self.fixture)),
-            Err(e) => self.failures.push(format!("{}: {key}: {e}", self.fixture)),
-        }
-    }
-
-    fn scalar(&mut self, key: &str, ours: f32, theirs: &Tensor) -> Result<()> {
-        let t = Tensor::new(ours, &Device::Cpu)?;
-        self.tensor(key, &t, &theirs.to_dtype(DType::F32)?.reshape(())?);
-        Ok(())
-    }
-}
 
 fn check(name: &str) -> Result<Checker> {
     let fx = Fixture::load(name)?;
-    let mut ck = Checker { fixture: name.to_string(), compared: 0, worst: 0.0, failures: vec![] };
+    let mut ck = Checker::new(name);
     let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &Device::Cpu);
     let model = PredifiedSequential::new(fx.backbone.clone(), &fx.spec, vb.clone(), CSqrtSource::CheckpointOrExact)?;
     let pnet = model.pnet();

@@ -1,1 +1,2 @@
+pub mod checker;
 pub mod fixture;
