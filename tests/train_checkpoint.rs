@@ -6,7 +6,7 @@ mod train_common;
 
 use candle_core::{DType, Device, Tensor};
 use predify::train::checkpoint::write_atomic;
-use predify::train::{Checkpoint, Error, OptimizerConfig, Predified, TrainConfig, Trainer};
+use predify::train::{Checkpoint, Error, OptimizerConfig, TrainConfig, Trainer};
 use std::io::Write;
 use train_common::{synthetic_set, temp_dir, tiny_net, weights};
 
@@ -224,3 +224,20 @@ fn divergence_is_an_error_naming_the_pcoder() {
     assert!(msg.contains("diverged") && msg.contains("pcoder 1"), "{msg}");
 }
 
+
+#[test]
+fn the_fast_timestep0_path_equals_the_runtime_reconstruction_grads() {
+    let net = tiny_net("PTiny", "gradient_scaling = true", 10);
+    let data = synthetic_set(12, 10);
+    let x = predify::train::gather(&data, &(0..12).collect::<Vec<_>>(), &Device::Cpu).unwrap().0;
+    let fast = predify::train::timestep0_grads(&net, &x).unwrap();
+    let mut st = net.pnet().new_state(x.clone()).unwrap();
+    net.pass(&mut st).unwrap();
+    let slow = net.pnet().reconstruction_grads(&st).unwrap();
+    assert_eq!(fast.per_pcoder, slow.per_pcoder);
+    assert_eq!(fast.grads.len(), slow.grads.len());
+    for ((na, a), (nb, b)) in fast.grads.iter().zip(&slow.grads) {
+        assert_eq!(na, nb);
+        assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{na}");
+    }
+}

@@ -23,13 +23,16 @@ predify-mnist: predify the ONNX-zoo MNIST CNN, train its feedback weights, and m
 accuracy under noise at every timestep beside the plain network.
 
 usage: predify-mnist [OPTIONS]
-       predify-mnist train-backbone [OPTIONS]   (supervised training of the backbone, e.g. for
+       predify-mnist train-backbone [OPTIONS]   (only the supervised training of the backbone, e.g.
                                                  --dataset fashion; writes OUT/backbone-DATASET.safetensors)
        predify-mnist plot REPORT.json OUT.png   (draw a saved report again)
 
 data and model:
-  --dataset mnist|fashion   data set (default mnist; fashion needs a backbone trained with
-                            `train-backbone --dataset fashion`, found in OUT or given by --backbone)
+  --dataset mnist|fashion   data set (default mnist). fashion: Fashion-MNIST from the Debian package
+                            dataset-fashion-mnist, with a backbone of mnist-8's architecture that
+                            the project trains itself (OUT/backbone-fashion.safetensors, trained on
+                            the first run, reused after; or --backbone FILE)
+  --backbone-epochs N       epochs of that supervised training (default 2)
   --data-dir DIR            where data sets are cached / obtained (default: data)
   --idx-dir DIR             use this directory of IDX files instead (train-/t10k-images-idx3-ubyte,
                             -labels-idx1-ubyte, optionally .gz); nothing is downloaded
@@ -73,6 +76,7 @@ struct Args {
     idx_dir: Option<PathBuf>,
     model: Option<PathBuf>,
     backbone: Option<PathBuf>,
+    backbone_epochs: usize,
     out: PathBuf,
     epochs: usize,
     batch_size: usize,
@@ -107,6 +111,7 @@ impl Default for Args {
             idx_dir: None,
             model: None,
             backbone: None,
+            backbone_epochs: 2,
             out: "out".into(),
             epochs: 1,
             batch_size: 32,
@@ -166,6 +171,7 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
             "--idx-dir" => a.idx_dir = Some(val()?.into()),
             "--model" => a.model = Some(val()?.into()),
             "--backbone" => a.backbone = Some(val()?.into()),
+            "--backbone-epochs" => a.backbone_epochs = num(flag, val()?)?,
             "--out" => a.out = val()?.into(),
             "--epochs" => a.epochs = num(flag, val()?)?,
             "--batch-size" => a.batch_size = num(flag, val()?)?,
@@ -265,27 +271,49 @@ fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn load_backbone(args: &Args) -> BoxResult<(Mnist8, String)> {
-    let file = match (&args.backbone, args.dataset.as_str()) {
-        (Some(b), _) => Some(b.clone()),
-        (None, "fashion") => Some(args.out.join("backbone-fashion.safetensors")),
-        _ => None,
-    };
-    if let Some(f) = file {
-        if !f.exists() {
-            return Err(format!(
-                "{}: no backbone weights; train them first with `predify-mnist train-backbone --dataset {}` (same --out), or pass --backbone FILE",
-                f.display(),
-                args.dataset
-            )
-            .into());
+fn load_backbone(args: &Args, train_set: &MnistSet, test: &MnistSet) -> BoxResult<(Mnist8, String)> {
+    if let Some(f) = &args.backbone {
+        let net = supervised::load_backbone(f)?;
+        return Ok((net, f.display().to_string()));
+    }
+    if args.dataset == "fashion" {
+        // No published network: the project trains its own (once; later runs reuse it).
+        let f = args.out.join("backbone-fashion.safetensors");
+        if f.exists() {
+            return Ok((supervised::load_backbone(&f)?, f.display().to_string()));
         }
-        let net = supervised::load_backbone(&f)?;
+        println!("no {}: training the backbone first ({} epochs; `train-backbone` does this alone)", f.display(), args.backbone_epochs);
+        let net = fit_backbone(args, train_set, test, &f)?;
         return Ok((net, f.display().to_string()));
     }
     let model = args.model.clone().unwrap_or_else(|| repo_file(mnist8::MODEL_FILE));
     let net = Mnist8::from_onnx(&model)?;
     Ok((net, model.display().to_string()))
+}
+
+/// Supervised training of the backbone on `train_set`, saved to `out`; prints the test accuracy.
+fn fit_backbone(args: &Args, train_set: &MnistSet, test: &MnistSet, out: &Path) -> BoxResult<Mnist8> {
+    let t = Instant::now();
+    let config = supervised::SupervisedConfig {
+        epochs: args.backbone_epochs.max(1),
+        batch_size: 64,
+        lr: 2e-3,
+        seed: args.seed,
+        train_limit: args.train_limit,
+        progress: args.progress,
+    };
+    let net = supervised::train_backbone(train_set, &config, |epoch, loss, secs| {
+        println!("  backbone epoch {}: training cross-entropy {loss:.4} ({secs:.1} s)", epoch + 1);
+    })?;
+    supervised::save_backbone(&net, out)?;
+    let acc = supervised::accuracy(&net, test, 500)?;
+    println!(
+        "backbone: test accuracy {acc:.4} ({} images), trained in {:.1} s; weights written to {}",
+        test.len(),
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(net)
 }
 
 fn optimizer_config(args: &Args) -> BoxResult<OptimizerConfig> {
@@ -320,7 +348,7 @@ fn main_job(args: &Args) -> BoxResult<()> {
         test.len()
     );
 
-    let (net, source) = load_backbone(args)?;
+    let (net, source) = load_backbone(args, &train_full, &test)?;
     let varmap = VarMap::new();
     let mut model = PMnist8::new(net, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
     train::init_feedback(model.pnet(), args.seed)?;
@@ -352,6 +380,9 @@ fn main_job(args: &Args) -> BoxResult<()> {
             println!("resuming from {} at epoch {}, step {} ({} steps done)", ckpt_path.display(), p.epoch + 1, p.step_in_epoch, p.global_step);
             t
         } else {
+            if args.resume {
+                println!("--resume: no checkpoint at {}, starting from the beginning", ckpt_path.display());
+            }
             Trainer::new(&model, config.clone())?
         };
         let t = Instant::now();
@@ -461,21 +492,8 @@ fn train_backbone(args: &Args) -> BoxResult<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let (train_full, test, dir) = load_data(args)?;
     println!("data: {} from {} ({} training, {} test images)", args.dataset, dir.display(), train_full.len(), test.len());
-    let config = supervised::SupervisedConfig {
-        epochs: args.epochs.max(1),
-        batch_size: args.batch_size,
-        lr: args.lr.unwrap_or(1e-3),
-        seed: args.seed,
-        train_limit: args.train_limit,
-        progress: args.progress,
-    };
     let out = args.out.join(format!("backbone-{}.safetensors", args.dataset));
-    let net = supervised::train_backbone(&train_full, &config, |epoch, loss, secs| {
-        println!("  epoch {}: training cross-entropy {loss:.4} ({secs:.1} s)", epoch + 1);
-    })?;
-    supervised::save_backbone(&net, &out)?;
-    let acc = supervised::accuracy(&net, &test, args.eval_batch)?;
-    println!("backbone: test accuracy {:.4} ({} images); weights written to {}", acc, test.len(), out.display());
+    fit_backbone(args, &train_full, &test, &out)?;
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -386,9 +386,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             .par_iter()
             .map(|&(a, b)| {
                 let xs = x.narrow(0, a, b - a)?;
-                let mut st = model.new_state(&xs)?;
-                model.step(&mut st)?;
-                Ok((b - a, model.pnet().reconstruction_grads(&st)?))
+                Ok((b - a, timestep0_grads(model, &xs)?))
             })
             .collect();
         let mut per_pcoder = vec![0f32; model.pnet().len()];
@@ -513,6 +511,53 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
     }
 }
 
+/// Predify's feedback-training loss and gradients at timestep 0 for the batch `x`: from the
+/// network's feedforward taps when it has them ([`Predified::feedforward_taps`], then
+/// [`reconstruction_grads_at`]), else by running timestep 0 on a state and calling
+/// [`predify_runtime::PNet::reconstruction_grads`]. Both give the same values.
+pub fn timestep0_grads<M: Predified + ?Sized>(model: &M, x: &Tensor) -> predify_runtime::Result<predify_runtime::ReconstructionGrads> {
+    match model.feedforward_taps(x)? {
+        Some(reps) => reconstruction_grads_at(model.pnet(), x, &reps),
+        None => {
+            let mut st = model.new_state(x)?;
+            model.step(&mut st)?;
+            model.pnet().reconstruction_grads(&st)
+        }
+    }
+}
+
+/// [`predify_runtime::PNet::reconstruction_grads`] for given representations `reps[i]` (the
+/// feedforward drives at timestep 0) and input `x`: `Σ_i MSE(P_i(reps[i]), reps[i−1])` with
+/// `x` as the first target, and its gradient w.r.t. every predictor parameter. A non-finite
+/// representation or loss is [`predify_runtime::Error::NonFinite`] naming the pcoder.
+pub fn reconstruction_grads_at(pnet: &predify_runtime::PNet, x: &Tensor, reps: &[Tensor]) -> predify_runtime::Result<predify_runtime::ReconstructionGrads> {
+    use predify_runtime::Error as E;
+    if reps.len() != pnet.len() {
+        return Err(E::Usage(format!("{}: {} representations for {} pcoders", pnet.name(), reps.len(), pnet.len())));
+    }
+    let mut per_pcoder = Vec::with_capacity(reps.len());
+    let mut grads = Vec::new();
+    for (i, pc) in pnet.pcoders().iter().enumerate() {
+        let rep = &reps[i];
+        if !predify_runtime::tensor_io::all_finite(rep)? {
+            return Err(E::NonFinite { pcoder: pc.number(), what: "the representation", timestep: 0 });
+        }
+        let target = if i == 0 { x } else { &reps[i - 1] };
+        let (prd, trace) = pc.predictor().forward_traced(rep)?;
+        let diff = (&prd - target)?;
+        let numel = diff.elem_count() as f64;
+        let loss = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
+        if !loss.is_finite() {
+            return Err(E::NonFinite { pcoder: pc.number(), what: "the reconstruction loss", timestep: 0 });
+        }
+        per_pcoder.push(loss);
+        let (_, g) = pc.predictor().backward(&trace, &diff.affine(2.0 / numel, 0.0)?)?;
+        grads.extend(g.into_iter().map(|(n, t)| (format!("pcoder{}.{n}", pc.number()), t)));
+    }
+    let loss = per_pcoder.iter().sum();
+    Ok(predify_runtime::ReconstructionGrads { loss, per_pcoder, grads })
+}
+
 /// Mean reconstruction loss of each pcoder at timestep 0 over the first `limit` images of
 /// `set`, in batches of `batch_size` run in parallel.
 pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &MnistSet, limit: Option<usize>, batch_size: usize) -> Result<Vec<f32>> {
@@ -524,11 +569,22 @@ pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &MnistSet, limit
         .map(|&s| {
             let idx: Vec<usize> = (s..(s + batch_size).min(n)).collect();
             let (x, _) = gather(set, &idx, &Device::Cpu)?;
-            let mut st = model.new_state(&x)?;
-            model.step(&mut st)?;
-            // At timestep 0 each pcoder's prediction error is its reconstruction loss.
-            let out = (0..k).map(|i| st.prediction_error(i).unwrap_or(f32::NAN) as f64 * idx.len() as f64).collect();
-            Ok((out, idx.len()))
+            let losses: Vec<f32> = match model.feedforward_taps(&x)? {
+                Some(reps) => (0..k)
+                    .map(|i| {
+                        let target = if i == 0 { &x } else { &reps[i - 1] };
+                        let prd = model.pnet().pcoders()[i].predictor().forward(&reps[i])?;
+                        Ok((prd - target)?.sqr()?.mean_all()?.to_scalar::<f32>()?)
+                    })
+                    .collect::<Result<_>>()?,
+                None => {
+                    let mut st = model.new_state(&x)?;
+                    model.step(&mut st)?;
+                    // At timestep 0 each pcoder's prediction error is its reconstruction loss.
+                    (0..k).map(|i| st.prediction_error(i).unwrap_or(f32::NAN)).collect()
+                }
+            };
+            Ok((losses.iter().map(|&l| l as f64 * idx.len() as f64).collect(), idx.len()))
         })
         .collect();
     let mut sums = vec![0f64; k];

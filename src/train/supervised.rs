@@ -18,6 +18,7 @@ use predify_runtime::layers::Linear;
 use predify_runtime::optim::{Adam, Optimizer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use rayon::prelude::*;
 use std::time::Instant;
 
 /// The Debian package that carries Fashion-MNIST.
@@ -64,7 +65,9 @@ pub fn obtain_fashion_mnist(cache_dir: impl AsRef<Path>) -> Result<PathBuf> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "deb"))
             .ok_or_else(|| Error::Config(format!("`apt-get download {FASHION_PACKAGE}` produced no .deb")))?;
-        run("dpkg-deb", &["-x", &deb.to_string_lossy(), "root"])?;
+        // `run` works inside `work`: name the package relative to it
+        let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        run("dpkg-deb", &["-x", &deb_name, "root"])?;
         let src = work.join("root/usr/share/datasets/fashion-mnist");
         if !complete(&src) {
             return Err(Error::Config(format!("{}: the package does not hold the four IDX files", deb.display())));
@@ -196,6 +199,46 @@ pub fn accuracy(net: &Mnist8, set: &MnistSet, batch_size: usize) -> Result<f64> 
     Ok(correct as f64 / set.len().max(1) as f64)
 }
 
+/// Mean cross-entropy of the backbone (with the classifier `fc` = (weight, bias) given as
+/// tensors) on `(x, labels)` and its gradient w.r.t. every parameter, by name.
+fn backbone_grads(net: &Mnist8, fc: (&Tensor, &Tensor), x: &Tensor, labels: &[u8]) -> Result<(f64, Vec<(String, Tensor)>)> {
+    let (fc_w, fc_b) = fc;
+    // forward, keeping what the backward pass needs
+    let a1 = net.conv1.forward(x)?;
+    let r1 = a1.relu()?;
+    let p1 = net.pool1.forward(&r1)?;
+    let a2 = net.conv2.forward(&p1)?;
+    let r2 = a2.relu()?;
+    let p2 = net.pool2.forward(&r2)?;
+    let h = p2.flatten_from(1)?;
+    let logits = h.matmul(&fc_w.t()?)?.broadcast_add(fc_b)?;
+    let (loss, g) = cross_entropy(&logits, labels)?;
+    // backward
+    let d_fc_w = g.t()?.matmul(&h)?;
+    let d_fc_b = g.sum(0)?;
+    let dh = g.matmul(fc_w)?.reshape(p2.dims())?;
+    let dr2 = net.pool2.input_grad(&r2, &dh)?;
+    let da2 = (dr2 * a2.gt(0f32)?.to_dtype(DType::F32)?)?;
+    let (d_c2w, d_c2b) = net.conv2.param_grads(&p1, &da2)?;
+    let dp1 = net.conv2.input_grad(p1.dims(), &da2)?;
+    let dr1 = net.pool1.input_grad(&r1, &dp1)?;
+    let da1 = (dr1 * a1.gt(0f32)?.to_dtype(DType::F32)?)?;
+    let (d_c1w, d_c1b) = net.conv1.param_grads(x, &da1)?;
+    let mut grads = vec![
+        ("conv1.weight".to_string(), d_c1w),
+        ("conv2.weight".to_string(), d_c2w),
+        ("fc.weight".to_string(), d_fc_w),
+        ("fc.bias".to_string(), d_fc_b),
+    ];
+    if let Some(d) = d_c1b {
+        grads.push(("conv1.bias".into(), d));
+    }
+    if let Some(d) = d_c2b {
+        grads.push(("conv2.bias".into(), d));
+    }
+    Ok((loss, grads))
+}
+
 /// Train a fresh [`Mnist8`] on `set` with cross-entropy and Adam; `on_epoch(epoch, mean loss,
 /// seconds)` is called after each epoch.
 pub fn train_backbone(set: &MnistSet, config: &SupervisedConfig, mut on_epoch: impl FnMut(usize, f64, f64)) -> Result<Mnist8> {
@@ -230,43 +273,35 @@ pub fn train_backbone(set: &MnistSet, config: &SupervisedConfig, mut on_epoch: i
         for b in 0..nb {
             let idx = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
             let (x, labels) = gather(set, idx, &Device::Cpu)?;
-            // forward, keeping what the backward pass needs
-            let a1 = net.conv1.forward(&x)?;
-            let r1 = a1.relu()?;
-            let p1 = net.pool1.forward(&r1)?;
-            let a2 = net.conv2.forward(&p1)?;
-            let r2 = a2.relu()?;
-            let p2 = net.pool2.forward(&r2)?;
-            let h = p2.flatten_from(1)?;
-            let logits = h.matmul(&fc_w.as_tensor().t()?)?.broadcast_add(fc_b.as_tensor())?;
-            let (loss, g) = cross_entropy(&logits, &labels)?;
+            // Two halves in parallel; the batch-mean loss and gradient are their size-weighted sums.
+            let m = idx.len();
+            let halves: Vec<(usize, usize)> = [(0, m / 2), (m / 2, m)].into_iter().filter(|(a, b)| b > a).collect();
+            let fc = (fc_w.as_tensor(), fc_b.as_tensor());
+            let parts: Vec<Result<(f64, Vec<(String, Tensor)>)>> = halves
+                .par_iter()
+                .map(|&(a, b)| {
+                    let (loss, grads) = backbone_grads(&net, fc, &x.narrow(0, a, b - a)?, &labels[a..b])?;
+                    let w = (b - a) as f64 / m as f64;
+                    Ok((loss * w, grads.into_iter().map(|(k, g)| Ok((k, g.affine(w, 0.0)?))).collect::<Result<Vec<_>>>()?))
+                })
+                .collect();
+            let mut loss = 0.0;
+            let mut grads: Vec<(String, Tensor)> = Vec::new();
+            for p in parts {
+                let (l, g) = p?;
+                loss += l;
+                if grads.is_empty() {
+                    grads = g;
+                } else {
+                    for ((_, acc), (_, t)) in grads.iter_mut().zip(g) {
+                        *acc = (&*acc + t)?;
+                    }
+                }
+            }
             if !loss.is_finite() {
                 return Err(Error::Diverged { epoch: epoch + 1, step: b + 1, message: format!("cross-entropy is {loss}") });
             }
             sum += loss;
-            // backward
-            let d_fc_w = g.t()?.matmul(&h)?;
-            let d_fc_b = g.sum(0)?;
-            let dh = g.matmul(fc_w.as_tensor())?.reshape(p2.dims())?;
-            let dr2 = net.pool2.input_grad(&r2, &dh)?;
-            let da2 = (dr2 * a2.gt(0f32)?.to_dtype(DType::F32)?)?;
-            let (d_c2w, d_c2b) = net.conv2.param_grads(&p1, &da2)?;
-            let dp1 = net.conv2.input_grad(p1.dims(), &da2)?;
-            let dr1 = net.pool1.input_grad(&r1, &dp1)?;
-            let da1 = (dr1 * a1.gt(0f32)?.to_dtype(DType::F32)?)?;
-            let (d_c1w, d_c1b) = net.conv1.param_grads(&x, &da1)?;
-            let mut grads = vec![
-                ("conv1.weight".to_string(), d_c1w),
-                ("conv2.weight".to_string(), d_c2w),
-                ("fc.weight".to_string(), d_fc_w),
-                ("fc.bias".to_string(), d_fc_b),
-            ];
-            if let Some(d) = d_c1b {
-                grads.push(("conv1.bias".into(), d));
-            }
-            if let Some(d) = d_c2b {
-                grads.push(("conv2.bias".into(), d));
-            }
             adam.step(&params, &grads)?;
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", sum / (b + 1) as f64));
@@ -275,6 +310,5 @@ pub fn train_backbone(set: &MnistSet, config: &SupervisedConfig, mut on_epoch: i
         on_epoch(epoch, sum / nb as f64, t.elapsed().as_secs_f64());
     }
     net.fc = Linear::new(fc_w.as_tensor().copy()?, Some(fc_b.as_tensor().copy()?), "fc")?;
-    let _ = &mut params;
     Ok(net)
 }
