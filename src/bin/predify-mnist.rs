@@ -49,8 +49,9 @@ feedback training:
   --train-limit N           train on the first N training images only
   --val-size N              held-out images taken from the end of the training set (default 1000)
   --resume                  continue from OUT/checkpoint.safetensors if it exists
-  --feedback FILE           load trained feedback weights (a checkpoint or Predify-named safetensors)
-                            and skip training
+  --feedback PATH           load trained feedback weights and skip training: a checkpoint of this
+                            command, a safetensors file of pcoder{i}.pmodule.* tensors, or a
+                            directory of Predify's per-pcoder checkpoints (*pc1*.pth, *pc2*.pth)
 tuning (hyperparameter optimisation, off by default):
   --tune-steps N            Adam steps on the logits of beta/lambda and alpha (default 0)
   --tune-batch N            images per tuning batch (default 100)
@@ -59,7 +60,7 @@ evaluation:
   -T, --timesteps N         last timestep T; accuracy at 0..=T (default 10)
   --sigmas LIST             Gaussian sigmas on the normalised input (default 0.5,1.0)
   --sp LIST                 salt-and-pepper fractions (default 0.2)
-  --eval-batch N            evaluation batch size (default 100)
+  --eval-batch N            evaluation batch size (default 500; one state per batch)
   --eval-limit N            evaluate the first N test images only (default: all 10000)
 general:
   --threads N               worker threads (default: all cores)
@@ -130,7 +131,7 @@ impl Default for Args {
             timesteps: 10,
             sigmas: vec![0.5, 1.0],
             sp: vec![0.2],
-            eval_batch: 100,
+            eval_batch: 500,
             eval_limit: None,
             threads: None,
             seed: 0,
@@ -467,8 +468,22 @@ fn main_job(args: &Args) -> BoxResult<()> {
     Ok(())
 }
 
-/// Load feedback weights from a training checkpoint or a Predify-named safetensors file.
+/// Load feedback weights from a training checkpoint, a Predify-named safetensors file, or a
+/// directory of Predify's per-pcoder checkpoints (`*pc1*.pth`, `*pc2*.pth`).
 fn load_feedback(model: &PMnist8, f: &Path) -> BoxResult<()> {
+    if f.is_dir() {
+        let files = predify::zoo::feedback::find_checkpoints(f, model.pnet().len())?;
+        let tensors = predify::zoo::feedback::load_feedback_checkpoints(&files)?;
+        let ck = Checkpoint {
+            network: model.pnet().name().to_string(),
+            weights: tensors.into_iter().filter(|(k, _)| !k.ends_with(".C_sqrt")).collect(),
+            optimizer: None,
+            position: Default::default(),
+            extra: Default::default(),
+        };
+        ck.apply_to(model.pnet(), f)?;
+        return Ok(());
+    }
     match Checkpoint::load(f) {
         Ok(ck) => ck.apply_to(model.pnet(), f)?,
         Err(train::Error::Checkpoint { .. }) => {

@@ -131,7 +131,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             timesteps: 10,
-            batch_size: 100,
+            batch_size: 500,
             seed: 0,
             noises: vec![Noise::Clean, Noise::Gaussian(0.5), Noise::Gaussian(1.0), Noise::SaltPepper(0.2)],
             limit: None,

@@ -7,7 +7,13 @@
 //! epoch, derived from the seed and the epoch number, so a resumed run draws the same batches);
 //! an evaluation pass on held-out data closes every epoch; checkpoints
 //! ([`checkpoint::Checkpoint`]) are written atomically and resuming from one continues exactly
-//! where it stopped.
+//! where it stopped (same weights, bit for bit, as a run that was never interrupted).
+//!
+//! Each batch is cut into [`TrainConfig::chunks`] parts computed in parallel. Networks that
+//! can report their feedforward drives without firing the pcoders
+//! ([`Predified::feedforward_taps`]; `PMnist8` and `PredifiedSequential` can) skip the
+//! pcoders' dynamics at timestep 0 and compute the same loss and gradients with
+//! [`reconstruction_grads_at`]; others run timestep 0 on a state.
 //!
 //! ```no_run
 //! use predify::train::{Trainer, TrainConfig};

@@ -25,7 +25,6 @@ use predify_runtime::optim::{Adam, Optimizer};
 use predify_runtime::sequential::{Op, PredifiedSequential};
 use predify_runtime::{HyperLogits, Hyperparameters, PNet};
 use rayon::prelude::*;
-use std::time::Instant;
 
 /// A predified network whose backbone is cut at the attach points into `n + 1` differentiable
 /// segments: segment `k < n` maps the input (`k = 0`) or pcoder `k−1`'s representation to
@@ -438,7 +437,6 @@ pub struct TuneStep {
 /// Tune the hyperparameters of `model` on `set` (see the module docs); the model's
 /// hyperparameters are updated in place. Returns the loss and hyperparameters after each step.
 pub fn tune<M: Segmented + Sync>(model: &mut M, set: &crate::data::mnist::MnistSet, config: &TuneConfig) -> Result<Vec<TuneStep>> {
-    let started = Instant::now();
     let n_img = config.limit.map_or(set.len(), |l| l.min(set.len()));
     if n_img == 0 || config.batch_size == 0 || config.batches_per_step == 0 {
         return Err(Error::Config("tuning needs images, a batch size and batches per step of at least 1".into()));
@@ -515,7 +513,6 @@ pub fn tune<M: Segmented + Sync>(model: &mut M, set: &crate::data::mnist::MnistS
         history.push(TuneStep { loss, hyperparameters: hp });
     }
     bar.finish_and_clear();
-    let _ = started;
     Ok(history)
 }
 
