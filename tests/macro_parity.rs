@@ -7,7 +7,7 @@
 mod common;
 
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{Func, VarBuilder};
 use common::checker::Checker;
 use common::fixture::Fixture;
@@ -218,7 +218,7 @@ fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec
     if spec != *expected_spec {
         bail!("{}: the macro's spec differs from the fixture's:\n{spec:#?}\nvs\n{expected_spec:#?}", fx.name);
     }
-    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &common::device::device()?);
     let model = M::build(backbone, vb)?;
     let n = model.the_pnet().len();
     let input = fx.tensor("input")?.clone();
@@ -379,7 +379,7 @@ fn vec_index_out_of_range_is_an_error_in_new() -> Result<()> {
     let mut layers = features(&fx);
     layers.truncate(5); // features[7] is gone
     let bb = Tiny2dVec { features: layers, flatten: Flatten::default(), classifier: classifier(&fx)? };
-    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &common::device::device()?);
     let err = match Tiny2dExplicitPcoderSep::new(bb, vb) {
         Ok(_) => bail!("a 5-layer `features` was accepted"),
         Err(e) => e.to_string(),
@@ -393,7 +393,7 @@ fn vec_index_out_of_range_is_an_error_in_new() -> Result<()> {
 fn generated_api() -> Result<()> {
     let fx = Fixture::load("tiny2d_explicit_pcoder_sep")?;
     let bb = Tiny2dVec { features: features(&fx), flatten: Flatten::default(), classifier: classifier(&fx)? };
-    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &common::device::device()?);
     let mut model = Tiny2dExplicitPcoderSep::new(bb, vb)?;
     assert_eq!(Tiny2dExplicitPcoderSep::NAME, "Tiny2dExplicitPcoderSep");
     assert_eq!(Tiny2dExplicitPcoderSep::NUM_PCODERS, 3);

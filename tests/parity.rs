@@ -18,7 +18,7 @@ use predify::runtime::CSqrtSource;
 fn check(name: &str) -> Result<Checker> {
     let fx = Fixture::load(name)?;
     let mut ck = Checker::new(name);
-    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &common::device::device()?);
     let model = PredifiedSequential::new(fx.backbone.clone(), &fx.spec, vb.clone(), CSqrtSource::CheckpointOrExact)?;
     let pnet = model.pnet();
     let n = pnet.len();

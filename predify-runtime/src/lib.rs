@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod c_sqrt;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod default_predictor;
 pub mod error;
 pub mod hyper;

@@ -319,6 +319,18 @@ impl PNet {
     fn update(&self, i: usize, ff: &Tensor, prev: &PCoderState, st: &State) -> Result<Tensor> {
         let h = self.hyper[i];
         let last = i + 1 == self.pcoders.len();
+        // CUDA: the whole update as one kernel (same arithmetic as below; see crate::cuda).
+        #[cfg(feature = "cuda")]
+        if ff.device().is_cuda() {
+            let fb = if last { None } else { st.pcoders[i + 1].as_ref().map(|p| &p.prd) };
+            let scale = self.pcoders[i].c_sqrt.map_or(h.pc, |c| h.pc * (prev.prd.elem_count() as f32 / c));
+            if last || fb.is_some() {
+                let k = [h.feedforward, memory(h, last), h.feedback, scale];
+                if let Some(r) = crate::cuda::fused_update(ff, &prev.rep, fb, &prev.grd, k)? {
+                    return Ok(r);
+                }
+            }
+        }
         let mut r = (ff.affine(h.feedforward as f64, 0.0)? + prev.rep.affine(memory(h, last) as f64, 0.0)?)?;
         if !last {
             // The upper pcoder has not fired yet in this pass: its prediction is from t−1.

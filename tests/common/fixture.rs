@@ -3,7 +3,7 @@
 //! code has never seen work as long as they use the same format and known layer types.
 
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use predify::runtime::layers::{Conv, Linear, MaxPool};
 use predify::runtime::sequential::{Op, Sequential};
 use predify::spec::{ConvSpec, Spec};
@@ -61,7 +61,8 @@ impl Fixture {
     pub fn load(name: &str) -> Result<Self> {
         let dir = fixture_dir();
         let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json")))?)?;
-        let tensors = candle_core::safetensors::load(dir.join(format!("{name}.safetensors")), &Device::Cpu)?;
+        // Everything built from the fixture lives on the selected device ($PREDIFY_DEVICE).
+        let tensors = candle_core::safetensors::load(dir.join(format!("{name}.safetensors")), &super::device::device()?)?;
         let toml = meta["toml_config"].as_str().ok_or_else(|| anyhow!("sidecar has no toml_config"))?;
         let spec = Spec::from_toml_str(toml).map_err(|e| anyhow!("{name}: spec: {e}"))?;
         let mut f = Fixture { name: name.to_string(), meta, tensors, spec, backbone: Sequential::new() };

@@ -39,6 +39,12 @@ impl CustomOp2 for ConvOp {
         "predify-conv"
     }
 
+    // CUDA: Candle's own conv2d / conv_transpose2d (see crate::cuda).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s1: &candle_core::CudaStorage, l1: &Layout, s2: &candle_core::CudaStorage, l2: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::conv_fwd(&self.shape, self.dir, self.batch, &self.out_shape, s1, l1, s2, l2)
+    }
+
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
@@ -94,6 +100,11 @@ pub(crate) struct ConvWeightGradOp {
 impl CustomOp2 for ConvWeightGradOp {
     fn name(&self) -> &'static str {
         "predify-conv-weight-grad"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s1: &candle_core::CudaStorage, l1: &Layout, s2: &candle_core::CudaStorage, l2: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::conv_weight_grad_fwd(&self.shape, self.batch, &self.weight_shape, s1, l1, s2, l2)
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {

@@ -16,6 +16,12 @@ impl CustomOp1 for MaxPoolOp {
         "predify-max-pool"
     }
 
+    // CUDA: Candle's max_pool2d (see crate::cuda).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::max_pool_fwd(&self.geom, self.planes, &self.out_shape, s, l)
+    }
+
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
         if x.len() != self.planes * self.geom.input.iter().product::<usize>() {

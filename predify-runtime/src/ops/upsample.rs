@@ -17,6 +17,12 @@ impl CustomOp1 for UpsampleOp {
         "predify-upsample"
     }
 
+    // CUDA: gathers with the same interpolation maps (see crate::cuda).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::upsample_fwd(self.outer, self.in_grid, &self.maps, &self.out_shape, s, l)
+    }
+
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
         if x.len() != self.outer * self.in_grid.iter().product::<usize>() {
