@@ -231,6 +231,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Batches and chunks already run in parallel on rayon's pool; Candle's own pool for large
+    // element-wise ops would only spin against it (measured ~10-20% slower), so it gets no
+    // workers unless the user asks for some.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     if let Some(n) = args.threads {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
