@@ -6,7 +6,6 @@ use crate::error::{shape_err, usage, Error, Result};
 use crate::hyper::{self, HyperLogits, Hyperparameters};
 use crate::predictor::Predictor;
 use crate::state::{Init, PCoderState, State};
-use crate::tensor_io::all_finite;
 use candle_core::{DType, Device, Tensor, Var};
 use predify_spec::Spec;
 
@@ -283,7 +282,7 @@ impl PNet {
             None => self.initial_rep(i, ff, st)?,
             Some(prev) => self.update(i, ff, prev, st)?,
         };
-        if !all_finite(&rep)? {
+        if !crate::ops::all_finite(&rep)? {
             return Err(Error::NonFinite { pcoder: pc.number, what: "the representation", timestep: pass });
         }
         let target = if i == 0 { st.input.clone() } else { st.pcoders[i - 1].as_ref().map(|p| p.rep.clone()).ok_or_else(|| Error::Usage("unreachable: lower pcoder missing".into()))? };
@@ -291,13 +290,14 @@ impl PNet {
         if prd.dims() != target.dims() {
             return shape_err(format!("pcoder{}: prediction vs target {:?}", pc.number, target.dims()), format!("{:?}", target.dims()), prd.dims());
         }
-        let diff = (&prd - &target)?;
-        let numel = diff.elem_count() as f64;
-        let err = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
+        // d MSE / d prd = 2·(prd − target)/numel, and the squared error, in one fused pass each.
+        let numel = prd.elem_count() as f64;
+        let (dprd, sq) = crate::ops::scaled_error(&prd, &target, 2.0 / numel)?;
+        let err = sq / numel as f32;
         if !err.is_finite() {
             return Err(Error::NonFinite { pcoder: pc.number, what: "the prediction error", timestep: pass });
         }
-        let grd = pc.predictor.vjp_input(&trace, &diff.affine(2.0 / numel, 0.0)?)?;
+        let grd = pc.predictor.vjp_input(&trace, &dprd)?;
         st.errors[pass][i] = err;
         st.pcoders[i] = Some(PCoderState { rep: rep.clone(), prd, grd, prediction_error: err, pass });
         Ok(rep)
@@ -331,19 +331,22 @@ impl PNet {
                 }
             }
         }
-        let mut r = (ff.affine(h.feedforward as f64, 0.0)? + prev.rep.affine(memory(h, last) as f64, 0.0)?)?;
-        if !last {
+        let fb = if last {
+            None
+        } else {
             // The upper pcoder has not fired yet in this pass: its prediction is from t−1.
-            let fb = st.pcoders[i + 1].as_ref().map(|p| &p.prd).ok_or_else(|| {
+            Some(st.pcoders[i + 1].as_ref().map(|p| &p.prd).ok_or_else(|| {
                 Error::Usage(format!("pcoder{}: no feedback from pcoder{} yet", i + 1, i + 2))
-            })?;
-            r = (r + fb.affine(h.feedback as f64, 0.0)?)?;
-        }
+            })?)
+        };
         let scale = match self.pcoders[i].c_sqrt {
             Some(c) => h.pc * (prev.prd.elem_count() as f32 / c),
             None => h.pc,
         };
-        Ok((r - prev.grd.affine(scale as f64, 0.0)?)?)
+        // CPU: one fused pass (see `ops::update`) instead of eight tensor ops; other devices
+        // fall back to tensor ops inside.
+        let coeffs = crate::ops::UpdateCoeffs { beta: h.feedforward, lambda: h.feedback, memory: memory(h, last), scale };
+        Ok(crate::ops::update(ff, &prev.rep, fb, &prev.grd, coeffs)?)
     }
 
     /// One step of Predify's feedback training at the state's current representations:

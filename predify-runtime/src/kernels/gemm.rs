@@ -17,6 +17,13 @@ impl<'a> MatRef<'a> {
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
+    /// Rows `r0..r1` of this view (no copy).
+    pub fn rows(self, r0: usize, r1: usize) -> Self {
+        debug_assert!(r0 <= r1 && r1 <= self.rows);
+        let start = (r0 * self.row_stride).min(self.data.len());
+        Self { data: &self.data[start..], rows: r1 - r0, ..self }
+    }
+
     /// The transpose of this view (no copy).
     pub fn t(self) -> Self {
         Self {
@@ -33,6 +40,18 @@ impl<'a> MatRef<'a> {
 ///
 /// `accumulate` adds to the existing contents of `dst` instead of overwriting them.
 pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    let threads = rayon::current_num_threads();
+    let big = a.rows * a.cols * b.cols > 64 * 64 * 64;
+    matmul_on(dst, a, b, accumulate, if big { threads } else { 1 });
+}
+
+/// [`matmul`] on the calling thread only: for callers that already run one product per rayon
+/// task (many small products), where splitting each product again only adds overhead.
+pub fn matmul_serial(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    matmul_on(dst, a, b, accumulate, 1);
+}
+
+fn matmul_on(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert_eq!(b.rows, k);
     debug_assert!(dst.len() >= m * n);
@@ -45,8 +64,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
         }
         return;
     }
-    let threads = rayon_threads();
-    let par = if threads > 1 && m * n * k > 64 * 64 * 64 {
+    let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
@@ -78,10 +96,6 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     }
 }
 
-fn rayon_threads() -> usize {
-    rayon::current_num_threads()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +111,13 @@ mod tests {
                 let want: f32 = 1.0 + (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f32>();
                 assert!((c[i * 4 + j] - want).abs() < 1e-5);
             }
+        }
+        // Rows 1..2 of aᵀ (a 1x2 view with strides) times a.
+        let mut e = vec![0.0; 3];
+        matmul(&mut e, MatRef::new(&a, 2, 3).t().rows(1, 2), MatRef::new(&a, 2, 3), false);
+        for j in 0..3 {
+            let want: f32 = (0..2).map(|k| a[k * 3 + 1] * a[k * 3 + j]).sum();
+            assert!((e[j] - want).abs() < 1e-5);
         }
         // aᵀ (3x2) · a (2x3)
         let mut d = vec![0.0; 9];

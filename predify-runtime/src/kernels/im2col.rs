@@ -10,41 +10,55 @@ use rayon::prelude::*;
 /// (zero where the tap falls into the padding).
 pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    // Channels own disjoint row blocks of `cols`: fill them in parallel.
+    cols[..channels * kl * sl]
+        .par_chunks_mut(kl * sl)
+        .enumerate()
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block));
+}
+
+/// [`im2col`] on the calling thread (for callers that parallelise over samples instead).
+pub fn im2col_serial(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
+    let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    for (c, block) in cols[..channels * kl * sl].chunks_mut(kl * sl).enumerate() {
+        im2col_channel(&big[c * bl..(c + 1) * bl], g, block);
+    }
+}
+
+/// One channel of [`im2col`]: `src` is one big-grid plane, `block` its `kernel_len` rows.
+fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32]) {
+    let sl = g.small_len();
     let [_, sh, sw] = g.small;
     let [_, bh, bw] = g.big;
-    // Channels own disjoint row blocks of `cols`: fill them in parallel.
-    cols[..channels * kl * sl].par_chunks_mut(kl * sl).enumerate().for_each(|(c, block)| {
-        let src = &big[c * bl..(c + 1) * bl];
-        for kd in 0..g.kernel[0] {
-            let (d0, d1, bd0) = g.valid_range(0, kd);
-            for kh in 0..g.kernel[1] {
-                let (h0, h1, bh0) = g.valid_range(1, kh);
-                for kw in 0..g.kernel[2] {
-                    let (w0, w1, bw0) = g.valid_range(2, kw);
-                    let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                    let row = &mut block[k * sl..(k + 1) * sl];
-                    row.fill(0.0);
-                    for d in d0..d1 {
-                        let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
-                        for h in h0..h1 {
-                            let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
-                            let dst = &mut row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
-                            let base = (bd * bh + bhh) * bw;
-                            if g.stride[2] == 1 {
-                                let b0 = bw0 as usize;
-                                dst[w0..w1].copy_from_slice(&src[base + b0..base + b0 + (w1 - w0)]);
-                            } else {
-                                for w in w0..w1 {
-                                    let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
-                                    dst[w] = src[base + bww];
-                                }
+    for kd in 0..g.kernel[0] {
+        let (d0, d1, bd0) = g.valid_range(0, kd);
+        for kh in 0..g.kernel[1] {
+            let (h0, h1, bh0) = g.valid_range(1, kh);
+            for kw in 0..g.kernel[2] {
+                let (w0, w1, bw0) = g.valid_range(2, kw);
+                let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                let row = &mut block[k * sl..(k + 1) * sl];
+                row.fill(0.0);
+                for d in d0..d1 {
+                    let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
+                    for h in h0..h1 {
+                        let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
+                        let dst = &mut row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
+                        let base = (bd * bh + bhh) * bw;
+                        if g.stride[2] == 1 {
+                            let b0 = bw0 as usize;
+                            dst[w0..w1].copy_from_slice(&src[base + b0..base + b0 + (w1 - w0)]);
+                        } else {
+                            for w in w0..w1 {
+                                let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
+                                dst[w] = src[base + bww];
                             }
                         }
                     }
                 }
             }
         }
-    });
+    }
 }
 
 /// Scatter-add columns back onto a big-grid tensor: the adjoint of [`im2col`].
@@ -52,39 +66,54 @@ pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) 
 /// `cols`: `[channels · kernel_len, small_len]`; `big`: `[channels, big_len]` (accumulated into).
 pub fn col2im(cols: &[f32], channels: usize, g: &ConvGeometry, big: &mut [f32]) {
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    // Channels own disjoint planes of `big`: accumulate them in parallel.
+    big[..channels * bl]
+        .par_chunks_mut(bl)
+        .enumerate()
+        .for_each(|(c, dst)| col2im_channel(&cols[c * kl * sl..(c + 1) * kl * sl], g, dst));
+}
+
+/// [`col2im`] on the calling thread (for callers that parallelise over samples instead).
+pub fn col2im_serial(cols: &[f32], channels: usize, g: &ConvGeometry, big: &mut [f32]) {
+    let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    for (c, dst) in big[..channels * bl].chunks_mut(bl).enumerate() {
+        col2im_channel(&cols[c * kl * sl..(c + 1) * kl * sl], g, dst);
+    }
+}
+
+/// One channel of [`col2im`]: `rows` are its `kernel_len` column rows, `dst` its big plane.
+fn col2im_channel(rows: &[f32], g: &ConvGeometry, dst: &mut [f32]) {
+    let sl = g.small_len();
     let [_, sh, sw] = g.small;
     let [_, bh, bw] = g.big;
-    // Channels own disjoint planes of `big`: accumulate them in parallel.
-    big[..channels * bl].par_chunks_mut(bl).enumerate().for_each(|(c, dst)| {
-        for kd in 0..g.kernel[0] {
-            let (d0, d1, bd0) = g.valid_range(0, kd);
-            for kh in 0..g.kernel[1] {
-                let (h0, h1, bh0) = g.valid_range(1, kh);
-                for kw in 0..g.kernel[2] {
-                    let (w0, w1, bw0) = g.valid_range(2, kw);
-                    let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                    let row = &cols[(c * kl + k) * sl..(c * kl + k + 1) * sl];
-                    for d in d0..d1 {
-                        let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
-                        for h in h0..h1 {
-                            let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
-                            let src = &row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
-                            let base = (bd * bh + bhh) * bw;
-                            if g.stride[2] == 1 {
-                                let b0 = base + bw0 as usize;
-                                for (o, v) in dst[b0..b0 + (w1 - w0)].iter_mut().zip(&src[w0..w1]) {
-                                    *o += v;
-                                }
-                            } else {
-                                for w in w0..w1 {
-                                    let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
-                                    dst[base + bww] += src[w];
-                                }
+    for kd in 0..g.kernel[0] {
+        let (d0, d1, bd0) = g.valid_range(0, kd);
+        for kh in 0..g.kernel[1] {
+            let (h0, h1, bh0) = g.valid_range(1, kh);
+            for kw in 0..g.kernel[2] {
+                let (w0, w1, bw0) = g.valid_range(2, kw);
+                let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                let row = &rows[k * sl..(k + 1) * sl];
+                for d in d0..d1 {
+                    let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
+                    for h in h0..h1 {
+                        let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
+                        let src = &row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
+                        let base = (bd * bh + bhh) * bw;
+                        if g.stride[2] == 1 {
+                            let b0 = base + bw0 as usize;
+                            for (o, v) in dst[b0..b0 + (w1 - w0)].iter_mut().zip(&src[w0..w1]) {
+                                *o += v;
+                            }
+                        } else {
+                            for w in w0..w1 {
+                                let bww = (bw0 + ((w - w0) * g.stride[2]) as isize) as usize;
+                                dst[base + bww] += src[w];
                             }
                         }
                     }
                 }
             }
         }
-    });
+    }
 }

@@ -5,10 +5,15 @@
 //! Every spatial tensor is handled as 3-D (`[D, H, W]`); 2-D data simply has `D = 1`.
 
 pub mod conv;
+pub mod conv_batched;
+pub mod fft;
+pub mod fft_cache;
+pub mod fft_conv;
 pub mod gemm;
 pub mod geometry;
 pub mod im2col;
 pub mod phase;
+pub mod plan;
 pub mod pool;
 pub mod upsample;
 

@@ -10,19 +10,19 @@ use super::conv::{big_to_small, ConvShape};
 use super::ConvGeometry;
 
 /// One phase on one axis.
-#[derive(Debug, Clone, Copy)]
-struct AxisPhase {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AxisPhase {
     /// Residue r: big index o = (q0 + j)·s + r − p.
-    r: usize,
+    pub r: usize,
     /// First phase-lattice coordinate q0 with o ≥ 0.
-    q0: usize,
+    pub q0: usize,
     /// Number of big-grid points in the phase.
-    len: usize,
+    pub len: usize,
     /// Number of kernel taps k ≡ r (mod s).
-    taps: usize,
+    pub taps: usize,
 }
 
-fn axis_phases(g: &ConvGeometry, a: usize) -> Vec<AxisPhase> {
+pub(crate) fn axis_phases(g: &ConvGeometry, a: usize) -> Vec<AxisPhase> {
     let (s, p, k, big) = (g.stride[a], g.padding[a], g.kernel[a], g.big[a]);
     (0..s)
         .map(|r| {
@@ -43,7 +43,7 @@ pub fn applicable(g: &ConvGeometry) -> bool {
 }
 
 /// Iterate over the 3-D phase combinations with at least one tap on every axis.
-fn phases(g: &ConvGeometry) -> Vec<[AxisPhase; 3]> {
+pub(crate) fn phases(g: &ConvGeometry) -> Vec<[AxisPhase; 3]> {
     let (pd, ph, pw) = (axis_phases(g, 0), axis_phases(g, 1), axis_phases(g, 2));
     let mut v = Vec::new();
     for a in &pd {
@@ -59,7 +59,7 @@ fn phases(g: &ConvGeometry) -> Vec<[AxisPhase; 3]> {
 }
 
 /// Big-grid flat index of phase point `j` (per-axis coordinates).
-fn big_index(g: &ConvGeometry, ph: &[AxisPhase; 3], j: [usize; 3]) -> usize {
+pub(crate) fn big_index(g: &ConvGeometry, ph: &[AxisPhase; 3], j: [usize; 3]) -> usize {
     let o = |a: usize| (ph[a].q0 + j[a]) * g.stride[a] + ph[a].r - g.padding[a];
     (o(0) * g.big[1] + o(1)) * g.big[2] + o(2)
 }
@@ -67,7 +67,7 @@ fn big_index(g: &ConvGeometry, ph: &[AxisPhase; 3], j: [usize; 3]) -> usize {
 /// Sub-kernel of a phase, `[small, big/g, taps…]`; `flip` reverses the taps and swaps the two
 /// channel roles (`[big, small/g, taps…]`), which turns the phase into a plain convolution
 /// reading the small grid.
-fn sub_kernel(w: &[f32], s: &ConvShape, ph: &[AxisPhase; 3], flip: bool) -> Vec<f32> {
+pub(crate) fn sub_kernel(w: &[f32], s: &ConvShape, ph: &[AxisPhase; 3], flip: bool) -> Vec<f32> {
     let g = &s.geom;
     let (scg, bcg) = (s.small_channels / s.groups, s.big_channels / s.groups);
     let t = [ph[0].taps, ph[1].taps, ph[2].taps];

@@ -1,5 +1,7 @@
 //! N-d max pooling (PyTorch semantics: padding counts as −∞, dilation, ceil_mode).
 
+use rayon::prelude::*;
+
 /// Parameters of a max pooling over three axes (unused leading axes: size 1, unit parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolGeometry {
@@ -92,6 +94,55 @@ pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeometry) -> (Vec<f32>, Vec<u3
     (out, arg)
 }
 
+/// The pooled values alone (the forward pass), parallel over planes; windows that lie wholly
+/// inside the input (no padding, no dilation: every layer of the zoo) take a branch-free path.
+pub fn max_pool_values(x: &[f32], planes: usize, g: &PoolGeometry) -> Vec<f32> {
+    let il: usize = g.input.iter().product();
+    let ol: usize = g.output.iter().product();
+    let mut out = vec![0f32; planes * ol];
+    if ol == 0 {
+        return out;
+    }
+    let inside = (0..3).all(|a| g.padding[a] == 0 && g.dilation[a] == 1 && (g.output[a] - 1) * g.stride[a] + g.kernel[a] <= g.input[a]);
+    out.par_chunks_mut(ol).enumerate().for_each(|(p, dst)| {
+        let src = &x[p * il..][..il];
+        if inside {
+            pool_plane_inside(src, g, dst);
+        } else {
+            let (v, _) = max_pool(src, 1, g);
+            dst.copy_from_slice(&v);
+        }
+    });
+    out
+}
+
+/// One plane, every window inside the input.
+fn pool_plane_inside(src: &[f32], g: &PoolGeometry, dst: &mut [f32]) {
+    let [_, ih, iw] = g.input;
+    let mut oi = 0;
+    for od in 0..g.output[0] {
+        for oh in 0..g.output[1] {
+            for ow in 0..g.output[2] {
+                let (d0, h0, w0) = (od * g.stride[0], oh * g.stride[1], ow * g.stride[2]);
+                let mut best = src[(d0 * ih + h0) * iw + w0];
+                for kd in 0..g.kernel[0] {
+                    for kh in 0..g.kernel[1] {
+                        let row = &src[((d0 + kd) * ih + h0 + kh) * iw + w0..][..g.kernel[2]];
+                        for &v in row {
+                            // NaN propagates, as in PyTorch.
+                            if v > best || v.is_nan() {
+                                best = v;
+                            }
+                        }
+                    }
+                }
+                dst[oi] = best;
+                oi += 1;
+            }
+        }
+    }
+}
+
 /// The input index of window `o`, tap `k` on `axis`, if inside the input.
 fn tap(o: usize, k: usize, axis: usize, g: &PoolGeometry) -> Option<usize> {
     let i = (o * g.stride[axis] + k * g.dilation[axis]).checked_sub(g.padding[axis])?;
@@ -109,4 +160,24 @@ pub fn max_pool_backward(grad: &[f32], arg: &[u32], planes: usize, g: &PoolGeome
         }
     }
     dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_path_equals_the_generic_loop() {
+        let x: Vec<f32> = (0..3 * 2 * 9 * 11).map(|i| ((i as f32) * 0.731).sin()).collect();
+        for (k, st, p, d, ceil) in [([1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1], false), ([1, 3, 3], [1, 3, 3], [0, 0, 0], [1, 1, 1], false), ([2, 3, 2], [1, 2, 3], [0, 1, 1], [1, 1, 2], true)] {
+            let g = PoolGeometry::new([2, 9, 11], k, st, p, d, ceil).unwrap();
+            let (want, _) = max_pool(&x, 3, &g);
+            let got = max_pool_values(&x, 3, &g);
+            assert_eq!(got, want, "{g:?}");
+        }
+        let mut x = x;
+        x[5] = f32::NAN;
+        let g = PoolGeometry::new([2, 9, 11], [1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1], false).unwrap();
+        assert!(max_pool_values(&x, 3, &g)[2].is_nan());
+    }
 }

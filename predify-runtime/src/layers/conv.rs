@@ -3,6 +3,8 @@
 use super::{join_nc, split_nc};
 use crate::error::{shape_err, usage, Result};
 use crate::kernels::conv::ConvShape;
+use crate::kernels::fft_cache::SpectraCache;
+use std::sync::Arc;
 use crate::ops::{ConvDir, ConvOp, ConvWeightGradOp};
 use crate::kernels::geometry::lift3;
 use crate::kernels::ConvGeometry;
@@ -18,6 +20,8 @@ pub struct Conv {
     weight: Var,
     bias: Option<Var>,
     name: String,
+    /// Spectra of the weight for the FFT path, shared by clones (rebuilt on weight changes).
+    fft: Arc<SpectraCache>,
 }
 
 impl Conv {
@@ -62,6 +66,7 @@ impl Conv {
                 None => None,
             },
             name: name.to_string(),
+            fft: Arc::new(SpectraCache::new()),
         })
     }
 
@@ -145,9 +150,9 @@ impl Conv {
         let fwd = if self.transposed { ConvDir::SmallToBig } else { ConvDir::BigToSmall };
         Ok(if adjoint {
             let dir = if fwd == ConvDir::SmallToBig { ConvDir::BigToSmall } else { ConvDir::SmallToBig };
-            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec() }
+            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), fft: Some(self.fft.clone()) }
         } else {
-            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape }
+            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, fft: Some(self.fft.clone()) }
         })
     }
 
@@ -160,6 +165,11 @@ impl Conv {
     /// Forward pass (differentiable w.r.t. `x` through Candle's autograd).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let op = self.op(x.dims(), false)?;
+        // On the CPU the kernel adds the bias itself (one pass less over the output).
+        if let (Some(b), true) = (&self.bias, x.device().is_cpu()) {
+            let b = b.as_tensor().detach().contiguous()?;
+            return Ok(x.contiguous()?.apply_op3(&self.weight_const()?, &b, op)?);
+        }
         let y = x.contiguous()?.apply_op2(&self.weight_const()?, op)?;
         match &self.bias {
             Some(b) => {

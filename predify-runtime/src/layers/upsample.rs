@@ -1,10 +1,9 @@
 //! `Upsample` (nearest, bilinear, trilinear) with PyTorch's index arithmetic, and its adjoint.
 
 use super::{join_nc, split_nc};
-use crate::error::{usage, Result};
-use crate::kernels::upsample::{interpolate_adjoint, AxisMap};
-use crate::ops::UpsampleOp;
-use crate::tensor_io::{from_vec, to_vec};
+use crate::error::{shape_err, usage, Result};
+use crate::kernels::upsample::AxisMap;
+use crate::ops::{UpsampleAdjointOp, UpsampleOp};
 use candle_core::Tensor;
 use predify_spec::{UpsampleMode, UpsampleSpec};
 
@@ -82,8 +81,11 @@ impl Upsample {
 
     /// The adjoint w.r.t. the input (shape `in_shape`) of an output gradient `g`.
     pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {
-        let (outer, sp, maps, _) = self.plan(in_shape)?;
-        let dx = interpolate_adjoint(&to_vec(g, &self.name)?, outer, sp, &maps);
-        from_vec(dx, in_shape, g.device())
+        let (outer, in_grid, maps, out_shape) = self.plan(in_shape)?;
+        if g.dims() != out_shape.as_slice() {
+            return shape_err(format!("{} output gradient", self.name), format!("{out_shape:?}"), g.dims());
+        }
+        let op = UpsampleAdjointOp { up: UpsampleOp { outer, in_grid, maps, out_shape }, in_shape: in_shape.to_vec() };
+        Ok(g.contiguous()?.apply_op1_no_bwd(&op)?)
     }
 }

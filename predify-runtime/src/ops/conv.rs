@@ -1,9 +1,11 @@
 //! Convolution / transposed convolution as a `CustomOp2` (input, weight).
 
 use super::f32_slice;
-use crate::kernels::conv::{big_to_small, small_to_big, weight_grad, ConvShape};
-use crate::kernels::phase;
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use crate::kernels::conv::{weight_grad, ConvShape};
+use crate::kernels::fft_cache::SpectraCache;
+use crate::kernels::plan;
+use std::sync::Arc;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 /// Which way the op maps between the big and small grids (see [`crate::kernels::conv`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,39 +34,25 @@ pub(crate) struct ConvOp {
     pub batch: usize,
     pub in_shape: Vec<usize>,
     pub out_shape: Vec<usize>,
+    /// The layer's FFT spectra cache (large strided layers; `None`: never FFT).
+    pub fft: Option<Arc<SpectraCache>>,
 }
 
-impl CustomOp2 for ConvOp {
-    fn name(&self) -> &'static str {
-        "predify-conv"
-    }
-
-    // CUDA: Candle's own conv2d / conv_transpose2d (see crate::cuda).
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, s1: &candle_core::CudaStorage, l1: &Layout, s2: &candle_core::CudaStorage, l2: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        crate::cuda::conv_fwd(&self.shape, self.dir, self.batch, &self.out_shape, s1, l1, s2, l2)
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let w = f32_slice(s2, l2, self.name())?;
-        if l1.dims() != self.in_shape.as_slice() || w.len() != self.shape.weight_len() {
-            candle_core::bail!("predify-conv: operands {:?} / {:?} do not match the planned {:?}", l1.dims(), l2.dims(), self.in_shape);
+impl ConvOp {
+    /// The CPU forward: `x`, `w` and the optional bias as slices, the output as a new buffer.
+    fn cpu_run(&self, x: &[f32], xl: &Layout, w: &[f32], bias: Option<&[f32]>) -> candle_core::Result<(CpuStorage, Shape)> {
+        if xl.dims() != self.in_shape.as_slice() || w.len() != self.shape.weight_len() {
+            candle_core::bail!("predify-conv: operands {:?} / {} weights do not match the planned {:?}", xl.dims(), w.len(), self.in_shape);
         }
         let mut out = vec![0f32; self.out_shape.iter().product()];
-        // Strided layers go through the stride-phase decomposition (same result, far less
-        // scattered memory traffic); the rest through im2col/col2im + GEMM.
-        let phased = phase::applicable(&self.shape.geom);
-        match (self.dir, phased) {
-            (ConvDir::BigToSmall, true) => phase::big_to_small_phased(x, self.batch, w, &self.shape, &mut out),
-            (ConvDir::BigToSmall, false) => big_to_small(x, self.batch, w, &self.shape, &mut out),
-            (ConvDir::SmallToBig, true) => phase::small_to_big(x, self.batch, w, &self.shape, &mut out),
-            (ConvDir::SmallToBig, false) => small_to_big(x, self.batch, w, &self.shape, &mut out),
+        match self.dir {
+            ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.fft.as_deref(), &mut out),
+            ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.fft.as_deref(), &mut out),
         }
         Ok((CpuStorage::F32(out), Shape::from(self.out_shape.clone())))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn backward(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = g.contiguous()?;
         let back = ConvOp {
             shape: self.shape,
@@ -72,6 +60,7 @@ impl CustomOp2 for ConvOp {
             batch: self.batch,
             in_shape: self.out_shape.clone(),
             out_shape: self.in_shape.clone(),
+            fft: self.fft.clone(),
         };
         let dx = g.apply_op2_no_bwd(&w.contiguous()?, &back)?;
         // Weight gradients only where someone asked for them (trainable weights).
@@ -86,6 +75,48 @@ impl CustomOp2 for ConvOp {
             None
         };
         Ok((Some(dx), dw))
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "predify-conv"
+    }
+
+    // CUDA: Candle's own conv2d / conv_transpose2d (see crate::cuda).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s1: &candle_core::CudaStorage, l1: &Layout, s2: &candle_core::CudaStorage, l2: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::conv_fwd(&self.shape, self.dir, self.batch, &self.out_shape, s1, l1, s2, l2)
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.cpu_run(f32_slice(s1, l1, "predify-conv")?, l1, f32_slice(s2, l2, "predify-conv")?, None)
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, g)
+    }
+}
+
+/// The same op with the bias as a third operand, added inside the kernel while the output is
+/// still in cache (the bias is a constant: no gradient flows to it through this op).
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "predify-conv-bias"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let bias = f32_slice(s3, l3, "predify-conv-bias")?;
+        let channels = self.out_shape.get(1).copied().unwrap_or(0);
+        if bias.len() != channels {
+            candle_core::bail!("predify-conv-bias: bias of {} values for {channels} output channels", bias.len());
+        }
+        self.cpu_run(f32_slice(s1, l1, "predify-conv")?, l1, f32_slice(s2, l2, "predify-conv")?, Some(bias))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.backward(x, w, g)?;
+        Ok((dx, dw, None))
     }
 }
 

@@ -7,11 +7,13 @@
 
 mod conv;
 mod pool;
+mod update;
 mod upsample;
 
 pub(crate) use conv::{ConvDir, ConvOp, ConvWeightGradOp};
 pub(crate) use pool::MaxPoolOp;
-pub(crate) use upsample::UpsampleOp;
+pub(crate) use update::{all_finite, scaled_error, update, UpdateCoeffs};
+pub(crate) use upsample::{UpsampleAdjointOp, UpsampleOp};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout};

@@ -1,7 +1,7 @@
 //! Max pooling as a `CustomOp1` with a correct backward (route to the argmax).
 
 use super::f32_slice;
-use crate::kernels::pool::{max_pool, max_pool_backward, PoolGeometry};
+use crate::kernels::pool::{max_pool, max_pool_backward, max_pool_values, PoolGeometry};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ impl CustomOp1 for MaxPoolOp {
         if x.len() != self.planes * self.geom.input.iter().product::<usize>() {
             candle_core::bail!("predify-max-pool: input {:?} does not match the plan", l.dims());
         }
-        let (y, _) = max_pool(x, self.planes, &self.geom);
+        let y = max_pool_values(x, self.planes, &self.geom);
         Ok((CpuStorage::F32(y), Shape::from(self.out_shape.clone())))
     }
 

@@ -33,8 +33,35 @@ impl CustomOp1 for UpsampleOp {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let gv = g.flatten_all()?.to_vec1::<f32>()?;
-        let dx = interpolate_adjoint(&gv, self.outer, self.in_grid, &self.maps);
-        Ok(Some(Tensor::from_vec(dx, x.dims(), x.device())?))
+        let op = UpsampleAdjointOp { up: self.clone(), in_shape: x.dims().to_vec() };
+        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// The adjoint of an [`UpsampleOp`]: maps an output gradient back to the input's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct UpsampleAdjointOp {
+    pub up: UpsampleOp,
+    pub in_shape: Vec<usize>,
+}
+
+impl CustomOp1 for UpsampleAdjointOp {
+    fn name(&self) -> &'static str {
+        "predify-upsample-adjoint"
+    }
+
+    // CUDA: weighted scatter-adds with the same maps (see crate::cuda).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::upsample_adjoint_fwd(self.up.outer, self.up.in_grid, &self.up.maps, &self.in_shape, s, l)
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, self.name())?;
+        if g.len() != self.up.out_shape.iter().product::<usize>() {
+            candle_core::bail!("predify-upsample-adjoint: gradient {:?} does not match {:?}", l.dims(), self.up.out_shape);
+        }
+        let dx = interpolate_adjoint(g, self.up.outer, self.up.in_grid, &self.up.maps);
+        Ok((CpuStorage::F32(dx), Shape::from(self.in_shape.clone())))
     }
 }

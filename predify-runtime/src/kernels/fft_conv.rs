@@ -1,0 +1,399 @@
+//! FFT convolution for large strided transposed convolutions (PVGG16's k10/k14, stride-2
+//! predictors) and their adjoints.
+//!
+//! The stride phases ([`super::phase`]) turn a stride-s transposed convolution into s² stride-1
+//! correlations of the small grid with T×T sub-kernels (T = k/s: 5 or 7), all reading the same
+//! input. Directly that is 2·T² FLOPs per output, input channel and phase; in the frequency
+//! domain, per N×N tile (N = 16, B = N − T + 1 outputs a side), one complex multiply-add per
+//! bin: 8·N(N/2+1)/B² ≈ 8–12 FLOPs. Per bin the channel mixing is a complex GEMM
+//! `[phases·C_out × C_in] · [C_in × tiles]`, with the kernels' spectra computed once (weights are
+//! fixed at inference; [`super::fft_cache`] recomputes them when the weights change). The
+//! adjoint reuses the same spectra, conjugated and transposed.
+//!
+//! Spectra cost `phases·C_out·C_in·N(N/2+1)` complex values (151 MB for 256×128 channels), so
+//! [`FftPlan::new`] takes a memory cap and the caller falls back to GEMM above it.
+
+use super::conv::ConvShape;
+use super::fft::{c32, Fft2};
+use super::phase::{self, AxisPhase};
+use super::ConvGeometry;
+use rayon::prelude::*;
+
+const ZERO: c32 = c32 { re: 0.0, im: 0.0 };
+const ONE: c32 = c32 { re: 1.0, im: 0.0 };
+
+/// The FFT path's geometry for one layer (uniform stride phases, 2-D, no groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FftPlan {
+    /// Tile side N (power of two).
+    pub n: usize,
+    /// Sub-kernel taps per axis (H, W).
+    pub taps: [usize; 2],
+    /// Outputs per tile and axis: N − taps + 1.
+    pub block: [usize; 2],
+    /// First phase-lattice coordinate q0 per axis (the adjoint's input offset).
+    pub q0: [usize; 2],
+    /// Phase lattice per axis (the forward's output grid per phase).
+    pub len: [usize; 2],
+    /// Small grid (H, W).
+    pub small: [usize; 2],
+    /// Number of phases (stride_h · stride_w).
+    pub phases: usize,
+    /// Channels on the small grid (transposed convolution's input).
+    pub small_channels: usize,
+    /// Channels on the big grid (transposed convolution's output).
+    pub big_channels: usize,
+}
+
+impl FftPlan {
+    /// The plan for `s` if the FFT path applies and is expected to pay off at this batch size,
+    /// with spectra of at most `max_spectra_bytes`.
+    pub fn new(s: &ConvShape, batch: usize, max_spectra_bytes: usize) -> Option<Self> {
+        let plan = Self::geometry(s)?;
+        let _ = batch; // the costs below are per sample
+        // Cost model (per sample): direct GEMM 2·Cs·Cb·k²·small; FFT: complex GEMMs (8 FLOPs
+        // per multiply-add) on the tiles of both directions' grids, plus the tile transforms.
+        // The factor 3 covers the complex GEMM's strided operands and the transforms' lower
+        // arithmetic rate.
+        let g = &s.geom;
+        let n = plan.n;
+        let bins = (n * (n / 2 + 1)) as f64;
+        let (cs, cb) = (s.small_channels as f64, s.big_channels as f64);
+        let direct = 2.0 * cs * cb * g.kernel_len() as f64 * g.small_len() as f64;
+        let tiles = plan.tiles(plan.len).max(plan.tiles(plan.small)) as f64;
+        let transforms = (cs + cb * plan.phases as f64) * tiles * 10.0 * (n * n) as f64 * (n as f64).log2();
+        let fft = 8.0 * bins * plan.phases as f64 * cb * cs * tiles + transforms;
+        (3.0 * fft < direct && plan.spectra_bytes() <= max_spectra_bytes).then_some(plan)
+    }
+
+    /// The plan for `s` whenever the FFT path can compute it, whatever it costs.
+    pub fn geometry(s: &ConvShape) -> Option<Self> {
+        let g = &s.geom;
+        let trivial_d = g.big[0] == 1 && g.small[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 && g.padding[0] == 0;
+        if s.groups != 1 || !trivial_d || !phase::applicable(g) {
+            return None;
+        }
+        let phs = phase::phases(g);
+        let uniform = |a: usize| phs.iter().all(|p| (p[a].taps, p[a].q0, p[a].len) == (phs[0][a].taps, phs[0][a].q0, phs[0][a].len));
+        if phs.len() != g.stride[1] * g.stride[2] || !uniform(1) || !uniform(2) {
+            return None;
+        }
+        let (p1, p2) = (phs[0][1], phs[0][2]);
+        let tmax = p1.taps.max(p2.taps);
+        let n = if tmax <= 8 { 16 } else if tmax <= 16 { 32 } else { return None };
+        let plan = Self {
+            n,
+            taps: [p1.taps, p2.taps],
+            block: [n - p1.taps + 1, n - p2.taps + 1],
+            q0: [p1.q0, p2.q0],
+            len: [p1.len, p2.len],
+            small: [g.small[1], g.small[2]],
+            phases: phs.len(),
+            small_channels: s.small_channels,
+            big_channels: s.big_channels,
+        };
+        let fits = plan.taps.iter().all(|&t| t > 0) && plan.taps[0] > plan.q0[0] && plan.taps[1] > plan.q0[1];
+        fits.then_some(plan)
+    }
+
+    /// Bytes of the kernels' spectra.
+    pub fn spectra_bytes(&self) -> usize {
+        self.bins() * self.phases * self.big_channels * self.small_channels * std::mem::size_of::<c32>()
+    }
+
+    fn bins(&self) -> usize {
+        self.n * (self.n / 2 + 1)
+    }
+
+    /// Tiles covering a grid.
+    fn tiles(&self, grid: [usize; 2]) -> usize {
+        grid[0].div_ceil(self.block[0]) * grid[1].div_ceil(self.block[1])
+    }
+}
+
+/// The kernels' spectra for one layer: `[bins][phases·C_big][C_small]`, each the conjugated
+/// transform of the forward phase's (flipped) sub-kernel.
+#[derive(Debug)]
+pub struct Spectra {
+    plan: FftPlan,
+    phases: Vec<[AxisPhase; 3]>,
+    fft: Fft2,
+    data: Vec<c32>,
+}
+
+/// A raw pointer shared by rayon tasks that write disjoint elements through it.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut c32);
+// SAFETY: every user writes a set of elements no other task touches (documented at each use).
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl Spectra {
+    /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`.
+    pub fn build(plan: FftPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
+        let fft = Fft2::new(plan.n)?;
+        let phases = phase::phases(&s.geom);
+        let (bins, n) = (fft.bins(), plan.n);
+        let (cs, cb) = (plan.small_channels, plan.big_channels);
+        let rc = plan.phases * cb;
+        let tl = plan.taps[0] * plan.taps[1];
+        let mut data = vec![ZERO; bins * rc * cs];
+        let ptr = SyncPtr(data.as_mut_ptr());
+        for (r, ph) in phases.iter().enumerate() {
+            // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
+            let sub = phase::sub_kernel(w, s, ph, true);
+            (0..cb).into_par_iter().for_each_init(
+                || (fft.scratch(), vec![0f32; n * n], vec![ZERO; bins]),
+                |(sc, tile, spec), co| {
+                    let ptr = ptr;
+                    for ci in 0..cs {
+                        let k = &sub[(co * cs + ci) * tl..][..tl];
+                        tile.fill(0.0);
+                        for a in 0..plan.taps[0] {
+                            tile[a * n..a * n + plan.taps[1]].copy_from_slice(&k[a * plan.taps[1]..][..plan.taps[1]]);
+                        }
+                        fft.forward_real(tile, spec, sc);
+                        let row = (r * cb + co) * cs + ci;
+                        for (b, v) in spec.iter().enumerate() {
+                            // SAFETY: element (b, row) lies inside `data` (b < bins, row <
+                            // rc·cs), and only the task for this `co` writes rows of `co`.
+                            unsafe { *ptr.0.add(b * rc * cs + row) = v.conj() };
+                        }
+                    }
+                },
+            );
+        }
+        Some(Self { plan, phases, fft, data })
+    }
+
+    /// The plan these spectra were built for.
+    pub fn plan(&self) -> &FftPlan {
+        &self.plan
+    }
+}
+
+/// Transposed-convolution forward (small → big) by FFT; `out` is overwritten.
+pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
+    let p = &sp.plan;
+    let (cs, cb, n, bins) = (p.small_channels, p.big_channels, p.n, sp.fft.bins());
+    let (sl, bl) = (g.small_len(), g.big_len());
+    let rc = p.phases * cb;
+    let tiles_hw = [p.len[0].div_ceil(p.block[0]), p.len[1].div_ceil(p.block[1])];
+    let nt = tiles_hw[0] * tiles_hw[1];
+    // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
+    let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
+    for s in 0..batch {
+        let xs = &x[s * cs * sl..][..cs * sl];
+        let mut xspec = vec![ZERO; cs * nt * bins];
+        xspec.par_chunks_mut(nt * bins).enumerate().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n]),
+            |(sc, tile), (ci, dst)| {
+                let plane = &xs[ci * sl..][..sl];
+                for t in 0..nt {
+                    let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
+                    load_tile(tile, n, |i, j| read(plane, p.small, [i as isize, j as isize]), origin, off);
+                    sp.fft.forward_real(tile, &mut dst[t * bins..][..bins], sc);
+                }
+            },
+        );
+        let mut yspec = vec![ZERO; rc * nt * bins];
+        per_bin_gemm(&sp.data, false, rc, cs, &xspec, nt, bins, &mut yspec);
+        drop(xspec);
+        let dst = &mut out[s * cb * bl..][..cb * bl];
+        dst.par_chunks_mut(bl).enumerate().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n]),
+            |(sc, tile), (co, plane)| {
+                plane.fill(0.0);
+                for (r, ph) in sp.phases.iter().enumerate() {
+                    for t in 0..nt {
+                        let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
+                        let rows = p.block[0].min(p.len[0] - ty * p.block[0]);
+                        sp.fft.inverse_real_rows(&yspec[((r * cb + co) * nt + t) * bins..][..bins], tile, sc, 0..rows);
+                        for a in 0..rows {
+                            for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
+                                let j = [0, ty * p.block[0] + a, tx * p.block[1] + b];
+                                plane[phase::big_index(g, ph, j)] = tile[a * n + b];
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// Transposed-convolution adjoint (big → small) by FFT; `out` is overwritten.
+pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
+    let p = &sp.plan;
+    let (cs, cb, n, bins) = (p.small_channels, p.big_channels, p.n, sp.fft.bins());
+    let (sl, bl) = (g.small_len(), g.big_len());
+    let rc = p.phases * cb;
+    let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
+    let nt = tiles_hw[0] * tiles_hw[1];
+    for s in 0..batch {
+        let gs = &gbig[s * cb * bl..][..cb * bl];
+        // Spectra of every phase's lattice of every big channel, tiles over the small grid.
+        let mut gspec = vec![ZERO; rc * nt * bins];
+        gspec.par_chunks_mut(nt * bins).enumerate().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n]),
+            |(sc, tile), (rco, dst)| {
+                let (ph, plane) = (&sp.phases[rco / cb], &gs[(rco % cb) * bl..][..bl]);
+                let lattice = |i: isize, j: isize| {
+                    let inside = i >= 0 && j >= 0 && (i as usize) < p.len[0] && (j as usize) < p.len[1];
+                    if inside {
+                        plane[phase::big_index(g, ph, [0, i as usize, j as usize])]
+                    } else {
+                        0.0
+                    }
+                };
+                for t in 0..nt {
+                    let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
+                    load_tile(tile, n, lattice, origin, p.q0);
+                    sp.fft.forward_real(tile, &mut dst[t * bins..][..bins], sc);
+                }
+            },
+        );
+        let mut ospec = vec![ZERO; cs * nt * bins];
+        per_bin_gemm(&sp.data, true, cs, rc, &gspec, nt, bins, &mut ospec);
+        drop(gspec);
+        let dst = &mut out[s * cs * sl..][..cs * sl];
+        // The correlation with the adjoint kernel is the convolution with the forward one,
+        // read `taps − 1` further on.
+        let shift = [p.taps[0] - 1, p.taps[1] - 1];
+        dst.par_chunks_mut(sl).enumerate().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n]),
+            |(sc, tile), (ci, plane)| {
+                for t in 0..nt {
+                    let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
+                    let rows = p.block[0].min(p.small[0] - ty * p.block[0]);
+                    sp.fft.inverse_real_rows(&ospec[(ci * nt + t) * bins..][..bins], tile, sc, shift[0]..shift[0] + rows);
+                    for a in 0..rows {
+                        let row = (ty * p.block[0] + a) * p.small[1] + tx * p.block[1];
+                        let w = p.block[1].min(p.small[1] - tx * p.block[1]);
+                        plane[row..row + w].copy_from_slice(&tile[(a + shift[0]) * n + shift[1]..][..w]);
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// Fill an N×N tile with `f(i, j)` at grid coordinates `origin + (a, b) − off`.
+fn load_tile(tile: &mut [f32], n: usize, f: impl Fn(isize, isize) -> f32, origin: [usize; 2], off: [usize; 2]) {
+    for a in 0..n {
+        let i = (origin[0] + a) as isize - off[0] as isize;
+        for b in 0..n {
+            tile[a * n + b] = f(i, (origin[1] + b) as isize - off[1] as isize);
+        }
+    }
+}
+
+/// `plane[i, j]` of an `hw` grid, zero outside.
+fn read(plane: &[f32], hw: [usize; 2], [i, j]: [isize; 2]) -> f32 {
+    if i < 0 || j < 0 || i as usize >= hw[0] || j as usize >= hw[1] {
+        0.0
+    } else {
+        plane[i as usize * hw[1] + j as usize]
+    }
+}
+
+/// For every bin b: `dst[b] = K[b] · src[b]` (or `K[b]ᴴ · src[b]` with `adjoint`), where
+/// `K[b]` is the `[rows_k × cols_k]` block of `spectra` and `src`/`dst` are `[channels][nt][bins]`
+/// arrays read and written at bin b. One bin per task, each GEMM on one thread.
+#[allow(clippy::too_many_arguments)]
+fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32], nt: usize, bins: usize, dst: &mut [c32]) {
+    // K[b] is stored [rows = phases·C_big][cols = C_small]; the forward multiplies by it
+    // (m = rows, k = cols), the adjoint by its conjugate transpose (m = cols, k = rows).
+    let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
+    debug_assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k);
+    let out = SyncPtr(dst.as_mut_ptr());
+    (0..bins).into_par_iter().for_each(|b| {
+        let out = out;
+        // SAFETY: lhs is the b-th [m×k] block of `spectra`; rhs and dst address elements
+        // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (checked
+        // above); tasks for different b write disjoint elements of `dst`.
+        unsafe {
+            gemm::gemm(
+                m,
+                nt,
+                k,
+                out.0.add(b),
+                bins as isize,
+                (nt * bins) as isize,
+                false,
+                spectra.as_ptr().add(b * m * k),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                src.as_ptr().add(b),
+                bins as isize,
+                (nt * bins) as isize,
+                ZERO,
+                ONE,
+                false,
+                adjoint,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv;
+    use super::*;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
+    }
+
+    #[test]
+    fn equals_the_direct_kernels() {
+        // (small grid, kernel, stride, padding): PVGG16's k10 and k14 shapes on small grids,
+        // a grid that is not a multiple of the tile, and an odd kernel with output padding.
+        let cases: [([usize; 2], usize, usize, usize, usize); 4] =
+            [([13, 11], 10, 2, 4, 0), ([9, 9], 14, 2, 6, 0), ([23, 7], 14, 2, 6, 0), ([6, 8], 6, 3, 0, 0)];
+        for (hw, k, st, p, op) in cases {
+            let geom = ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, op, op], [1, 1, 1]).unwrap();
+            let s = ConvShape { small_channels: 5, big_channels: 3, groups: 1, geom };
+            let Some(plan) = FftPlan::geometry(&s) else {
+                panic!("no FFT plan for {geom:?}");
+            };
+            let w = pseudo(s.weight_len(), 2);
+            let sp = Spectra::build(plan, &w, &s).unwrap();
+            let batch = 2;
+            let x = pseudo(batch * 5 * geom.small_len(), 1);
+            let (mut a, mut b) = (vec![0f32; batch * 3 * geom.big_len()], vec![f32::NAN; batch * 3 * geom.big_len()]);
+            conv::small_to_big(&x, batch, &w, &s, &mut a);
+            small_to_big(&x, batch, &sp, &geom, &mut b);
+            assert!(rel_diff(&b, &a) < 1e-5, "forward {geom:?}: {}", rel_diff(&b, &a));
+            let y = pseudo(a.len(), 3);
+            let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
+            conv::big_to_small(&y, batch, &w, &s, &mut c);
+            big_to_small(&y, batch, &sp, &geom, &mut e);
+            assert!(rel_diff(&e, &c) < 1e-5, "adjoint {geom:?}: {}", rel_diff(&e, &c));
+        }
+    }
+
+    #[test]
+    fn cost_model_and_memory_cap() {
+        // PVGG16's pcoder3 predictor (256→128, k14 s2 p6 on 56×56) takes the FFT path; its
+        // spectra are 151 MB, so a 100 MB cap refuses it; stride-1 layers never apply.
+        let geom = ConvGeometry::for_conv_transpose([1, 56, 56], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 256, big_channels: 128, groups: 1, geom };
+        let plan = FftPlan::new(&s, 1, 256 << 20).unwrap();
+        assert_eq!(plan.spectra_bytes(), 4 * 128 * 256 * 16 * 9 * 8);
+        assert!(FftPlan::new(&s, 1, 100 << 20).is_none());
+        // Tiny grids do not pay off even where the geometry fits.
+        let geom = ConvGeometry::for_conv_transpose([1, 6, 8], [1, 6, 6], [1, 3, 3], [0, 0, 0], [0, 0, 0], [1, 1, 1]).unwrap();
+        assert!(FftPlan::geometry(&ConvShape { geom, ..s }).is_some());
+        assert!(FftPlan::new(&ConvShape { geom, ..s }, 1, usize::MAX).is_none());
+        let geom = ConvGeometry::for_conv_transpose([1, 56, 56], [1, 3, 3], [1, 1, 1], [0, 1, 1], [0, 0, 0], [1, 1, 1]).unwrap();
+        assert!(FftPlan::new(&ConvShape { geom, ..s }, 1, usize::MAX).is_none());
+    }
+}

@@ -1,0 +1,200 @@
+//! The element-wise steps of a pcoder's firing, fused into single passes.
+//!
+//! Written with Candle's tensor ops, the update `r = β·ff + λ·fb + m·r − s·grd` is eight passes
+//! over memory and eight allocations, and the prediction error another five; each of Candle's
+//! parallel element-wise ops also wakes its own thread pool next to rayon's. Here each step is
+//! one pass on rayon. Other devices take the tensor-op route (see [`update`], [`scaled_error`]).
+
+use super::f32_slice;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Elements per rayon task: large enough that a task outweighs its scheduling.
+const CHUNK: usize = 32 * 1024;
+
+/// Coefficients of the representation update `r = β·ff + λ·fb + m·r_prev − s·grd`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct UpdateCoeffs {
+    pub beta: f32,
+    pub lambda: f32,
+    pub memory: f32,
+    pub scale: f32,
+}
+
+/// `β·ff + m·r − s·grd` over (ff, r, grd).
+struct UpdateOp(UpdateCoeffs);
+
+impl CustomOp3 for UpdateOp {
+    fn name(&self) -> &'static str {
+        "predify-update"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (ff, r, g) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
+        if ff.len() != r.len() || ff.len() != g.len() {
+            candle_core::bail!("predify-update: operands {:?}, {:?}, {:?} differ in size", l1.dims(), l2.dims(), l3.dims());
+        }
+        let UpdateCoeffs { beta, memory, scale, .. } = self.0;
+        let mut out = vec![0f32; ff.len()];
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
+            let o = c * CHUNK;
+            let (ff, r, g) = (&ff[o..o + dst.len()], &r[o..o + dst.len()], &g[o..o + dst.len()]);
+            for (((d, &f), &rv), &gv) in dst.iter_mut().zip(ff).zip(r).zip(g) {
+                *d = beta * f + memory * rv - scale * gv;
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `dst += a·src`, in place.
+struct AxpyOp(f32);
+
+impl InplaceOp2 for AxpyOp {
+    fn name(&self) -> &'static str {
+        "predify-axpy"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let src = f32_slice(s2, l2, self.name())?;
+        let CpuStorage::F32(data) = s1 else {
+            candle_core::bail!("predify-axpy: only f32 is supported");
+        };
+        let Some((a, b)) = l1.contiguous_offsets() else {
+            candle_core::bail!("predify-axpy: destination must be contiguous");
+        };
+        let dst = &mut data[a..b];
+        if dst.len() != src.len() {
+            candle_core::bail!("predify-axpy: {:?} and {:?} differ in size", l1.dims(), l2.dims());
+        }
+        let k = self.0;
+        dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
+            d.iter_mut().zip(s).for_each(|(d, &s)| *d += k * s);
+        });
+        Ok(())
+    }
+}
+
+/// `(prd − target)·k` over (prd, target).
+struct ScaledDiffOp(f32);
+
+impl CustomOp2 for ScaledDiffOp {
+    fn name(&self) -> &'static str {
+        "predify-scaled-diff"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (p, t) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?);
+        if p.len() != t.len() {
+            candle_core::bail!("predify-scaled-diff: {:?} and {:?} differ in size", l1.dims(), l2.dims());
+        }
+        let k = self.0;
+        let mut out = vec![0f32; p.len()];
+        out.par_chunks_mut(CHUNK).zip(p.par_chunks(CHUNK).zip(t.par_chunks(CHUNK))).for_each(|(d, (p, t))| {
+            for ((d, &a), &b) in d.iter_mut().zip(p).zip(t) {
+                *d = (a - b) * k;
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `Σ x²` as a 0-dim tensor, accumulated in f64 per chunk.
+struct SumSquaresOp;
+
+impl CustomOp1 for SumSquaresOp {
+    fn name(&self) -> &'static str {
+        "predify-sum-squares"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let total: f64 = x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
+        Ok((CpuStorage::F32(vec![total as f32]), Shape::from(())))
+    }
+}
+
+/// The representation update `β·ff + λ·fb + m·r_prev − s·grd` (`fb` absent for the top pcoder).
+pub(crate) fn update(ff: &Tensor, r_prev: &Tensor, fb: Option<&Tensor>, grd: &Tensor, c: UpdateCoeffs) -> candle_core::Result<Tensor> {
+    let on_cpu = [Some(ff), Some(r_prev), fb, Some(grd)].iter().flatten().all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    if !on_cpu {
+        let mut r = (ff.affine(c.beta as f64, 0.0)? + r_prev.affine(c.memory as f64, 0.0)?)?;
+        if let Some(fb) = fb {
+            r = (r + fb.affine(c.lambda as f64, 0.0)?)?;
+        }
+        return r - grd.affine(c.scale as f64, 0.0)?;
+    }
+    let r = ff.contiguous()?.apply_op3_no_bwd(&r_prev.contiguous()?, &grd.contiguous()?, &UpdateOp(c))?;
+    if let Some(fb) = fb {
+        // `r` is fresh: nobody else sees it change.
+        r.inplace_op2(&fb.contiguous()?, &AxpyOp(c.lambda))?;
+    }
+    Ok(r)
+}
+
+/// `(prd − target)·k` and `Σ (prd − target)²`: the error term's gradient scale and the squared
+/// error, in two passes instead of Candle's five.
+pub(crate) fn scaled_error(prd: &Tensor, target: &Tensor, k: f64) -> candle_core::Result<(Tensor, f32)> {
+    let on_cpu = prd.device().is_cpu() && target.device().is_cpu() && prd.dtype() == DType::F32 && target.dtype() == DType::F32;
+    if !on_cpu {
+        let diff = (prd - target)?;
+        let sq = diff.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        return Ok((diff.affine(k, 0.0)?, sq));
+    }
+    let d = prd.contiguous()?.apply_op2_no_bwd(&target.contiguous()?, &ScaledDiffOp(k as f32))?;
+    // Σ(k·diff)² / k² = Σ diff².
+    let sq = d.apply_op1_no_bwd(&SumSquaresOp)?.to_scalar::<f32>()? as f64 / (k * k);
+    Ok((d, sq as f32))
+}
+
+/// Whether every value is finite; on the CPU one vectorisable pass without temporaries.
+pub(crate) fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
+    if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(cpu) = &*storage {
+            let x = f32_slice(cpu, layout, "all_finite")?;
+            // x·0 is NaN exactly for NaN and ±inf.
+            return Ok(x.par_chunks(CHUNK).all(|c| c.iter().fold(0f32, |a, &v| a + v * 0.0) == 0.0));
+        }
+    }
+    let s = t.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(s.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn fused_update_matches_tensor_ops() {
+        let n = 70_000; // more than one chunk
+        let mk = |s: f32| t(&(0..n).map(|i| ((i as f32) * s).sin()).collect::<Vec<_>>());
+        let (ff, r, fb, g) = (mk(0.1), mk(0.2), mk(0.3), mk(0.4));
+        let c = UpdateCoeffs { beta: 0.3, lambda: 0.2, memory: 0.5, scale: 0.07 };
+        let got = update(&ff, &r, Some(&fb), &g, c).unwrap().to_vec1::<f32>().unwrap();
+        let want = (((ff.affine(0.3, 0.0).unwrap() + r.affine(0.5, 0.0).unwrap()).unwrap() + fb.affine(0.2, 0.0).unwrap()).unwrap() - g.affine(0.07, 0.0).unwrap()).unwrap();
+        let want = want.to_vec1::<f32>().unwrap();
+        let d = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d < 1e-6, "{d}");
+        // The inputs are untouched (the feedback term is added in place on the fresh output).
+        assert_eq!(fb.to_vec1::<f32>().unwrap()[1], (0.3f32).sin());
+        let top = update(&ff, &r, None, &g, c).unwrap().to_vec1::<f32>().unwrap();
+        assert!((top[5] - (0.3 * ff.to_vec1::<f32>().unwrap()[5] + 0.5 * (1.0f32).sin() - 0.07 * (2.0f32).sin())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn scaled_error_and_finiteness() {
+        let (p, q) = (t(&[1.0, 2.0, 4.0]), t(&[0.5, 2.0, 1.0]));
+        let (d, sq) = scaled_error(&p, &q, 2.0 / 3.0).unwrap();
+        assert_eq!(d.to_vec1::<f32>().unwrap(), vec![0.5 * 2.0 / 3.0, 0.0, 3.0 * 2.0 / 3.0]);
+        assert!((sq - 9.25).abs() < 1e-5, "{sq}");
+        assert!(all_finite(&p).unwrap());
+        assert!(!all_finite(&t(&[1.0, f32::NAN])).unwrap());
+        assert!(!all_finite(&t(&[f32::NEG_INFINITY, 0.0])).unwrap());
+    }
+}
