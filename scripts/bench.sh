@@ -6,6 +6,8 @@
 #   scripts/bench.sh                    # 2 threads, 3 timesteps after the t=0 pass
 #   THREADS=1 TIMESTEPS=5 scripts/bench.sh
 #   CONFIGS="mnist:64" OPS=0 scripts/bench.sh
+#   MNIST_TIMESTEPS=50 scripts/bench.sh   # the MNIST-scale net's timestep count (default 20:
+#                                         # a ~20 ms timestep needs more than 3 for a median)
 #
 # Set-up (first run): a virtual environment in target/bench-venv with `pip install torch` from
 # PyPI, and a release build of the bench binary (without the `onnx` feature, so no protoc is
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
 TIMESTEPS="${TIMESTEPS:-3}"
+MNIST_TIMESTEPS="${MNIST_TIMESTEPS:-20}"
 CONFIGS="${CONFIGS:-pvgg16:1 pvgg16:4 mnist:64}"
 OPS="${OPS:-1}"
 VENV="target/bench-venv"
@@ -43,10 +46,13 @@ RES="$OUT/results.jsonl"
 # ---- models, interleaved: for each configuration predify-rs then PyTorch
 for cfg in $CONFIGS; do
     model="${cfg%%:*}"; batch="${cfg##*:}"
+    steps="$TIMESTEPS"; [ "$model" = mnist ] && steps="$MNIST_TIMESTEPS"
+    # Other processes on the machine skew both sides: record the load next to each pair.
+    echo "{\"kind\": \"load\", \"model\": \"$model\", \"batch\": $batch, \"load1\": $(cut -d" " -f1 /proc/loadavg)}" >> "$RES"
     echo "== $model batch $batch: predify-rs" >&2
-    "$BIN" --json --model "$model" --batch "$batch" --threads "$THREADS" --timesteps "$TIMESTEPS" >> "$RES"
+    "$BIN" --json --model "$model" --batch "$batch" --threads "$THREADS" --timesteps "$steps" >> "$RES"
     echo "== $model batch $batch: PyTorch" >&2
-    "$PY" scripts/bench_reference.py --model "$model" --batch "$batch" --threads "$THREADS" --timesteps "$TIMESTEPS" >> "$RES"
+    "$PY" scripts/bench_reference.py --model "$model" --batch "$batch" --threads "$THREADS" --timesteps "$steps" >> "$RES"
 done
 # What `import torch` alone costs in resident memory (part of every PyTorch peak above).
 "$PY" -c 'import json, torch
@@ -63,10 +69,10 @@ fi
 
 END=$(date +%s)
 LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
-"$PY" - "$RES" "$THREADS" "$TIMESTEPS" "$((END - START))" "$LOAD_START" "$LOAD_END" "$((END - BUILT))" <<'EOF'
+"$PY" - "$RES" "$THREADS" "$TIMESTEPS" "$((END - START))" "$LOAD_START" "$LOAD_END" "$((END - BUILT))" "$MNIST_TIMESTEPS" <<'EOF'
 import json, sys
 res, threads, timesteps, wall = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-load_start, load_end, runs = sys.argv[5], sys.argv[6], int(sys.argv[7])
+load_start, load_end, runs, mnist_steps = sys.argv[5], sys.argv[6], int(sys.argv[7]), sys.argv[8]
 rows = [json.loads(l) for l in open(res) if l.strip()]
 mib = lambda b: b / 2**20
 cpuinfo = open("/proc/cpuinfo").read().splitlines()
@@ -74,13 +80,15 @@ cpu = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model n
 flags = next((l.split(":", 1)[1].split() for l in cpuinfo if l.startswith("flags")), [])
 cpu += " (AVX-512: " + ("yes" if "avx512f" in flags else "no") + ", AVX2: " + ("yes" if "avx2" in flags else "no") + ")"
 tv = next((r.get("torch_version") for r in rows if r.get("torch_version")), "?")
-print(f"\n{threads} threads, {timesteps} timesteps after the t=0 pass (median of t >= 1); {cpu}; PyTorch {tv}\n")
-models = {}
+print(f"\n{threads} threads, {timesteps} timesteps after the t=0 pass (mnist: {mnist_steps}; median of t >= 1); {cpu}; PyTorch {tv}\n")
+models, loads = {}, {}
 for r in rows:
     if r["kind"] == "model":
         models.setdefault((r["model"], r["batch"]), {})[r["impl"]] = r
-print("| model | batch | predify-rs timestep (s) | PyTorch timestep (s) | predify-rs / PyTorch | target | predify-rs GFLOP/s | PyTorch GFLOP/s | predify-rs peak RSS (MiB) | PyTorch peak RSS (MiB) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+    if r["kind"] == "load":
+        loads[(r["model"], r["batch"])] = r["load1"]
+print("| model | batch | predify-rs timestep (s) | PyTorch timestep (s) | predify-rs / PyTorch | target | predify-rs GFLOP/s | PyTorch GFLOP/s | predify-rs peak RSS (MiB) | PyTorch peak RSS (MiB) | load before |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for (m, b), d in models.items():
     r, p = d.get("predify-rs"), d.get("pytorch")
     if not (r and p):
@@ -89,7 +97,7 @@ for (m, b), d in models.items():
     target = 0.5 if m == "pvgg16" else 1 / 3
     ok = "met" if ratio <= target else "not met"
     print(f"| {m} | {b} | {r['timestep_s']:.4f} | {p['timestep_s']:.4f} | {ratio:.2f} | ≤ {target:.2f} ({ok}) | "
-          f"{r['gflops']:.1f} | {p['gflops']:.1f} | {mib(r['peak_rss_bytes']):.0f} | {mib(p['peak_rss_bytes']):.0f} |")
+          f"{r['gflops']:.1f} | {p['gflops']:.1f} | {mib(r['peak_rss_bytes']):.0f} | {mib(p['peak_rss_bytes']):.0f} | {loads.get((m, b), '?')} |")
 gf = {k: v["predify-rs"]["flop_per_timestep"] / k[1] / 1e9 for k, v in models.items() if "predify-rs" in v}
 print("\nGFLOP per image and timestep (backbone convolutions + predictors + their adjoints): "
       + ", ".join(f"{m} {g:.3g}" for (m, b), g in gf.items() if b == min(bb for mm, bb in gf if mm == m)))

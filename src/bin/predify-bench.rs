@@ -106,6 +106,13 @@ fn main() -> ExitCode {
     // rayon global pool. Both get the same count. (Single-threaded here: no other thread reads
     // the environment yet.)
     std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
+    // The runtime's kernels and fused element-wise ops run on rayon's pool; what is left to
+    // Candle (ReLU, small reductions) runs on the calling thread, as in `predify-mnist`:
+    // Candle's own element-wise pool would only spin against rayon's threads. Set
+    // CANDLE_NUM_THREADS to override.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global() {
         eprintln!("predify-bench: cannot build the thread pool: {e}");
         return ExitCode::FAILURE;
@@ -113,7 +120,12 @@ fn main() -> ExitCode {
     let r = if args.json && args.ops {
         json_ops(args.threads)
     } else if args.json {
-        run_model(args.model.unwrap_or(Which::Mnist), args.batch.unwrap_or(1), args.threads, args.timesteps).map(|j| println!("{j}"))
+        // The run itself on a worker of the pool: the kernels' parallel loops then start from
+        // inside the pool instead of waking it from outside for every op.
+        let (model, batch) = (args.model.unwrap_or(Which::Mnist), args.batch.unwrap_or(1));
+        rayon::scope(|_| run_model(model, batch, args.threads, args.timesteps).map_err(|e| e.to_string()))
+            .map(|j| println!("{j}"))
+            .map_err(|e| e.into())
     } else {
         human(&args)
     };

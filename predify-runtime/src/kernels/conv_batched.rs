@@ -4,11 +4,12 @@
 //! sample (im2col by channel, GEMM by block), which suits PVGG16's big layers. On a MNIST-scale
 //! layer one sample is a few hundred kFLOP, and splitting that across threads costs more than it
 //! saves; here each rayon task takes whole samples and runs im2col, GEMM, col2im and the bias on
-//! one thread with its own column buffer.
+//! one thread with its own (reused, per-thread) column buffer.
 
 use super::conv::ConvShape;
 use super::gemm::{matmul_serial, MatRef};
 use super::im2col::{col2im_serial, im2col_serial};
+use super::scratch::with_scratch;
 use rayon::prelude::*;
 
 /// Whether the sample-parallel kernels suit this layer: several samples per thread's worth of
@@ -27,20 +28,19 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
     let (scg, bcg) = (s.small_channels / s.groups, s.big_channels / s.groups);
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
     let per_out = s.small_channels * sl;
-    out[..batch * per_out].par_chunks_mut(per_out).enumerate().for_each_init(
-        || vec![0f32; bcg * kl * sl],
-        |cols, (n, dst)| {
+    out[..batch * per_out].par_chunks_mut(per_out).enumerate().for_each(|(n, dst)| {
+        with_scratch(bcg * kl * sl, |cols| {
             for gi in 0..s.groups {
                 let src = &big[(n * s.big_channels + gi * bcg) * bl..][..bcg * bl];
                 im2col_serial(src, bcg, g, cols);
                 let wg = MatRef::new(&w[gi * scg * bcg * kl..][..scg * bcg * kl], scg, bcg * kl);
                 matmul_serial(&mut dst[gi * scg * sl..][..scg * sl], wg, MatRef::new(cols, bcg * kl, sl), false);
             }
-            if let Some(b) = bias {
-                add_bias(dst, b, sl);
-            }
-        },
-    );
+        });
+        if let Some(b) = bias {
+            add_bias(dst, b, sl);
+        }
+    });
 }
 
 /// Transposed-convolution forward (small → big) with an optional per-channel bias, parallel
@@ -50,21 +50,20 @@ pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias:
     let (scg, bcg) = (s.small_channels / s.groups, s.big_channels / s.groups);
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
     let per_out = s.big_channels * bl;
-    out[..batch * per_out].par_chunks_mut(per_out).enumerate().for_each_init(
-        || vec![0f32; bcg * kl * sl],
-        |cols, (n, dst)| {
-            dst.fill(0.0);
+    out[..batch * per_out].par_chunks_mut(per_out).enumerate().for_each(|(n, dst)| {
+        dst.fill(0.0);
+        with_scratch(bcg * kl * sl, |cols| {
             for gi in 0..s.groups {
                 let src = &small[(n * s.small_channels + gi * scg) * sl..][..scg * sl];
                 let wg = MatRef::new(&w[gi * scg * bcg * kl..][..scg * bcg * kl], scg, bcg * kl);
                 matmul_serial(cols, wg.t(), MatRef::new(src, scg, sl), false);
                 col2im_serial(cols, bcg, g, &mut dst[gi * bcg * bl..][..bcg * bl]);
             }
-            if let Some(b) = bias {
-                add_bias(dst, b, bl);
-            }
-        },
-    );
+        });
+        if let Some(b) = bias {
+            add_bias(dst, b, bl);
+        }
+    });
 }
 
 /// `planes[c·len + i] += bias[c]` for one sample.

@@ -182,33 +182,40 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
     let nt = tiles_hw[0] * tiles_hw[1];
     // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
     let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
-    for s in 0..batch {
-        let xs = &x[s * cs * sl..][..cs * sl];
-        let mut xspec = vec![ZERO; cs * nt * bins];
-        xspec.par_chunks_mut(nt * bins).enumerate().for_each_init(
+    let chunk = samples_per_chunk(rc * nt * bins, batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
+        // Tiles of every sample in the chunk side by side: one GEMM per bin for all of them.
+        let mut xspec = vec![ZERO; cs * ntk * bins];
+        xspec.par_chunks_mut(ntk * bins).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n]),
             |(sc, tile), (ci, dst)| {
-                let plane = &xs[ci * sl..][..sl];
-                for t in 0..nt {
-                    let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                    load_tile(tile, n, |i, j| read(plane, p.small, [i as isize, j as isize]), origin, off);
-                    sp.fft.forward_real(tile, &mut dst[t * bins..][..bins], sc);
+                for si in 0..k {
+                    let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
+                    for t in 0..nt {
+                        let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
+                        load_tile(tile, n, |i, j| read(plane, p.small, [i, j]), origin, off);
+                        sp.fft.forward_real(tile, &mut dst[(si * nt + t) * bins..][..bins], sc);
+                    }
                 }
             },
         );
-        let mut yspec = vec![ZERO; rc * nt * bins];
-        per_bin_gemm(&sp.data, false, rc, cs, &xspec, nt, bins, &mut yspec);
+        let mut yspec = vec![ZERO; rc * ntk * bins];
+        per_bin_gemm(&sp.data, false, rc, cs, &xspec, ntk, bins, &mut yspec);
         drop(xspec);
-        let dst = &mut out[s * cb * bl..][..cb * bl];
+        let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (co, plane)| {
+            |(sc, tile), (plane_index, plane)| {
+                let (si, co) = (plane_index / cb, plane_index % cb);
                 plane.fill(0.0);
                 for (r, ph) in sp.phases.iter().enumerate() {
                     for t in 0..nt {
                         let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
                         let rows = p.block[0].min(p.len[0] - ty * p.block[0]);
-                        sp.fft.inverse_real_rows(&yspec[((r * cb + co) * nt + t) * bins..][..bins], tile, sc, 0..rows);
+                        let spec = &yspec[((r * cb + co) * ntk + si * nt + t) * bins..][..bins];
+                        sp.fft.inverse_real_rows(spec, tile, sc, 0..rows);
                         for a in 0..rows {
                             for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
                                 let j = [0, ty * p.block[0] + a, tx * p.block[1] + b];
@@ -230,43 +237,50 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     let rc = p.phases * cb;
     let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
-    for s in 0..batch {
-        let gs = &gbig[s * cb * bl..][..cb * bl];
+    let chunk = samples_per_chunk(rc * nt * bins, batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
         // Spectra of every phase's lattice of every big channel, tiles over the small grid.
-        let mut gspec = vec![ZERO; rc * nt * bins];
-        gspec.par_chunks_mut(nt * bins).enumerate().for_each_init(
+        let mut gspec = vec![ZERO; rc * ntk * bins];
+        gspec.par_chunks_mut(ntk * bins).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n]),
             |(sc, tile), (rco, dst)| {
-                let (ph, plane) = (&sp.phases[rco / cb], &gs[(rco % cb) * bl..][..bl]);
-                let lattice = |i: isize, j: isize| {
-                    let inside = i >= 0 && j >= 0 && (i as usize) < p.len[0] && (j as usize) < p.len[1];
-                    if inside {
-                        plane[phase::big_index(g, ph, [0, i as usize, j as usize])]
-                    } else {
-                        0.0
+                let ph = &sp.phases[rco / cb];
+                for si in 0..k {
+                    let plane = &gbig[((s0 + si) * cb + rco % cb) * bl..][..bl];
+                    let lattice = |i: isize, j: isize| {
+                        let inside = i >= 0 && j >= 0 && (i as usize) < p.len[0] && (j as usize) < p.len[1];
+                        if inside {
+                            plane[phase::big_index(g, ph, [0, i as usize, j as usize])]
+                        } else {
+                            0.0
+                        }
+                    };
+                    for t in 0..nt {
+                        let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
+                        load_tile(tile, n, lattice, origin, p.q0);
+                        sp.fft.forward_real(tile, &mut dst[(si * nt + t) * bins..][..bins], sc);
                     }
-                };
-                for t in 0..nt {
-                    let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                    load_tile(tile, n, lattice, origin, p.q0);
-                    sp.fft.forward_real(tile, &mut dst[t * bins..][..bins], sc);
                 }
             },
         );
-        let mut ospec = vec![ZERO; cs * nt * bins];
-        per_bin_gemm(&sp.data, true, cs, rc, &gspec, nt, bins, &mut ospec);
+        let mut ospec = vec![ZERO; cs * ntk * bins];
+        per_bin_gemm(&sp.data, true, cs, rc, &gspec, ntk, bins, &mut ospec);
         drop(gspec);
-        let dst = &mut out[s * cs * sl..][..cs * sl];
+        let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
         // The correlation with the adjoint kernel is the convolution with the forward one,
         // read `taps − 1` further on.
         let shift = [p.taps[0] - 1, p.taps[1] - 1];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (ci, plane)| {
+            |(sc, tile), (plane_index, plane)| {
+                let (si, ci) = (plane_index / cs, plane_index % cs);
                 for t in 0..nt {
                     let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
                     let rows = p.block[0].min(p.small[0] - ty * p.block[0]);
-                    sp.fft.inverse_real_rows(&ospec[(ci * nt + t) * bins..][..bins], tile, sc, shift[0]..shift[0] + rows);
+                    let spec = &ospec[(ci * ntk + si * nt + t) * bins..][..bins];
+                    sp.fft.inverse_real_rows(spec, tile, sc, shift[0]..shift[0] + rows);
                     for a in 0..rows {
                         let row = (ty * p.block[0] + a) * p.small[1] + tx * p.block[1];
                         let w = p.block[1].min(p.small[1] - tx * p.block[1]);
@@ -276,6 +290,14 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
             },
         );
     }
+}
+
+/// Samples per pass: as many as keep the larger spectra buffer (`values` complex values per
+/// sample) under 64 MB, so that one per-bin GEMM serves several samples without a large
+/// transient.
+fn samples_per_chunk(values: usize, batch: usize) -> usize {
+    const MAX_BYTES: usize = 64 << 20;
+    (MAX_BYTES / (values * std::mem::size_of::<c32>()).max(1)).clamp(1, batch.max(1))
 }
 
 /// Fill an N×N tile with `f(i, j)` at grid coordinates `origin + (a, b) − off`.

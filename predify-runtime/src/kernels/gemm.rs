@@ -45,6 +45,20 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     matmul_on(dst, a, b, accumulate, if big { threads } else { 1 });
 }
 
+/// [`matmul`] into an `m×n` block of a larger row-major matrix whose rows are `dst_row_stride`
+/// apart (`dst` starts at the block's first element).
+pub fn matmul_block(dst: &mut [f32], dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    let (m, n) = (a.rows, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The block's last row ends at (m−1)·stride + n.
+    assert!(dst_row_stride >= n && dst.len() >= (m - 1) * dst_row_stride + n, "matmul_block: destination too short");
+    let threads = rayon::current_num_threads();
+    let big = m * a.cols * n > 64 * 64 * 64;
+    gemm_raw(dst.as_mut_ptr(), dst_row_stride, a, b, accumulate, if big { threads } else { 1 });
+}
+
 /// [`matmul`] on the calling thread only: for callers that already run one product per rayon
 /// task (many small products), where splitting each product again only adds overhead.
 pub fn matmul_serial(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
@@ -52,33 +66,40 @@ pub fn matmul_serial(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: 
 }
 
 fn matmul_on(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+    let (m, n) = (a.rows, b.cols);
+    debug_assert!(dst.len() >= m * n);
+    gemm_raw(dst.as_mut_ptr(), n, a, b, accumulate, threads);
+}
+
+/// The `gemm` call behind every product: `dst` points at an `m×n` block with rows
+/// `dst_row_stride` apart, which the callers have checked to lie inside their slice.
+fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert_eq!(b.rows, k);
-    debug_assert!(dst.len() >= m * n);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for i in 0..m {
+                // SAFETY: row i of the block lies inside the caller's slice (see above).
+                unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_row_stride), n) }.fill(0.0);
+            }
         }
         return;
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the views were built from slices whose lengths cover every (row, col) addressed
-    // through their strides (checked by construction in `MatRef::new`), and `dst` covers m×n.
+    // through their strides (checked by construction in `MatRef::new`), and `dst` covers the
+    // m×n block with row stride `dst_row_stride` (checked by the callers).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,

@@ -14,21 +14,34 @@ pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) 
     cols[..channels * kl * sl]
         .par_chunks_mut(kl * sl)
         .enumerate()
-        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block));
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1]));
+}
+
+/// [`im2col`] for the small-grid rows `rows` (H axis) only: `cols` is
+/// `[channels · kernel_len, D · rows.len() · W]`. Lets callers bound the column buffer.
+pub fn im2col_rows(big: &[f32], channels: usize, g: &ConvGeometry, rows: std::ops::Range<usize>, cols: &mut [f32]) {
+    let (kl, bl) = (g.kernel_len(), g.big_len());
+    let len = g.small[0] * rows.len() * g.small[2];
+    cols[..channels * kl * len]
+        .par_chunks_mut(kl * len)
+        .enumerate()
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, rows.clone()));
 }
 
 /// [`im2col`] on the calling thread (for callers that parallelise over samples instead).
 pub fn im2col_serial(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
     for (c, block) in cols[..channels * kl * sl].chunks_mut(kl * sl).enumerate() {
-        im2col_channel(&big[c * bl..(c + 1) * bl], g, block);
+        im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1]);
     }
 }
 
-/// One channel of [`im2col`]: `src` is one big-grid plane, `block` its `kernel_len` rows.
-fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32]) {
-    let sl = g.small_len();
-    let [_, sh, sw] = g.small;
+/// One channel of [`im2col`] for the small H rows `rows`: `src` is one big-grid plane,
+/// `block` its `kernel_len` column rows of `D · rows.len() · W` positions each.
+fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32], rows: std::ops::Range<usize>) {
+    let [_, _, sw] = g.small;
+    let sh = rows.len();
+    let sl = g.small[0] * sh * sw;
     let [_, bh, bw] = g.big;
     for kd in 0..g.kernel[0] {
         let (d0, d1, bd0) = g.valid_range(0, kd);
@@ -38,13 +51,20 @@ fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32]) {
                 let (w0, w1, bw0) = g.valid_range(2, kw);
                 let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
                 let row = &mut block[k * sl..(k + 1) * sl];
-                row.fill(0.0);
-                for d in d0..d1 {
-                    let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
-                    for h in h0..h1 {
+                // Every position is written once: the tap's value or, in the padding, zero.
+                for d in 0..g.small[0] {
+                    for hr in 0..sh {
+                        let h = rows.start + hr;
+                        let dst = &mut row[(d * sh + hr) * sw..(d * sh + hr + 1) * sw];
+                        if !(d0..d1).contains(&d) || !(h0..h1).contains(&h) || w0 >= w1 {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let bd = (bd0 + ((d - d0) * g.stride[0]) as isize) as usize;
                         let bhh = (bh0 + ((h - h0) * g.stride[1]) as isize) as usize;
-                        let dst = &mut row[(d * sh + h) * sw..(d * sh + h + 1) * sw];
                         let base = (bd * bh + bhh) * bw;
+                        dst[..w0].fill(0.0);
+                        dst[w1..].fill(0.0);
                         if g.stride[2] == 1 {
                             let b0 = bw0 as usize;
                             dst[w0..w1].copy_from_slice(&src[base + b0..base + b0 + (w1 - w0)]);

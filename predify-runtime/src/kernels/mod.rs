@@ -15,6 +15,7 @@ pub mod im2col;
 pub mod phase;
 pub mod plan;
 pub mod pool;
+pub mod scratch;
 pub mod upsample;
 
 pub use geometry::ConvGeometry;
