@@ -53,6 +53,15 @@ fn main_job_runs_end_to_end_and_resumes() {
     assert!(ok, "--feedback failed: {stderr}");
     assert!(stdout.contains("training skipped") && stdout.contains("robustness after tuning"), "{stdout}");
     assert!(out.join("robustness-tuned.png").is_file());
+    // so do Predify's per-pcoder checkpoints, given as their directory
+    let pth = dir.join("pth");
+    std::fs::create_dir_all(&pth).unwrap();
+    for f in ["pmnist8_pc1_004.pth", "pmnist8_pc2_004.pth"] {
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(f), pth.join(f)).unwrap();
+    }
+    let (ok, stdout, stderr) = run(&[&common[..], &["--feedback", pth.to_str().unwrap()]].concat());
+    assert!(ok, "--feedback DIR failed: {stderr}");
+    assert!(stdout.contains("feedback weights: loaded from") && stdout.contains("training skipped"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -477,35 +477,25 @@ fn main_job(args: &Args) -> BoxResult<()> {
 /// Load feedback weights from a training checkpoint, a Predify-named safetensors file, or a
 /// directory of Predify's per-pcoder checkpoints (`*pc1*.pth`, `*pc2*.pth`).
 fn load_feedback(model: &PMnist8, f: &Path) -> BoxResult<()> {
-    if f.is_dir() {
+    let tensors = if f.is_dir() {
         let files = predify::zoo::feedback::find_checkpoints(f, model.pnet().len())?;
-        let tensors = predify::zoo::feedback::load_feedback_checkpoints(&files)?;
-        let ck = Checkpoint {
-            network: model.pnet().name().to_string(),
-            weights: tensors.into_iter().filter(|(k, _)| !k.ends_with(".C_sqrt")).collect(),
-            optimizer: None,
-            position: Default::default(),
-            extra: Default::default(),
-        };
-        ck.apply_to(model.pnet(), f)?;
-        return Ok(());
-    }
-    match Checkpoint::load(f) {
-        Ok(ck) => ck.apply_to(model.pnet(), f)?,
-        Err(train::Error::Checkpoint { .. }) => {
-            let tensors = predify::zoo::feedback::load_network_file(f)?;
-            let ck = Checkpoint {
-                network: model.pnet().name().to_string(),
-                weights: tensors.into_iter().filter(|(k, _)| !k.ends_with(".C_sqrt")).collect(),
-                optimizer: None,
-                position: Default::default(),
-                extra: Default::default(),
-            };
-            ck.apply_to(model.pnet(), f)?;
+        predify::zoo::feedback::load_feedback_checkpoints(&files)?
+    } else {
+        match Checkpoint::load(f) {
+            Ok(ck) => return Ok(ck.apply_to(model.pnet(), f)?),
+            Err(train::Error::Checkpoint { .. }) => predify::zoo::feedback::load_network_file(f)?,
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
+    };
+    // Predify's files carry √C too; the network computes its own, so only weights are taken.
+    let ck = Checkpoint {
+        network: model.pnet().name().to_string(),
+        weights: tensors.into_iter().filter(|(k, _)| !k.ends_with(".C_sqrt")).collect(),
+        optimizer: None,
+        position: Default::default(),
+        extra: Default::default(),
+    };
+    Ok(ck.apply_to(model.pnet(), f)?)
 }
 
 fn train_backbone(args: &Args) -> BoxResult<()> {
