@@ -83,7 +83,14 @@ pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, out: 
     // Columns for a block of big channels at a time: a few MB that stay in cache between the
     // GEMM writing them and col2im reading them (PVGG16's 28×28 k14 layer would otherwise
     // write and re-read 157 MB per sample).
-    let block = (COLS_BLOCK_BYTES / (kl * sl * std::mem::size_of::<f32>()).max(1)).clamp(1, bcg.max(1));
+    // Each block re-packs the small-grid operand, so only block where that operand is small
+    // (large weights on a small grid); a large grid keeps one full-size product.
+    let rhs_bytes = scg * sl * std::mem::size_of::<f32>();
+    let block = if rhs_bytes <= COLS_BLOCK_BYTES {
+        (COLS_BLOCK_BYTES / (kl * sl * std::mem::size_of::<f32>()).max(1)).clamp(1, bcg.max(1))
+    } else {
+        bcg.max(1)
+    };
     let mut cols = vec![0f32; block * kl * sl];
     out[..batch * s.big_channels * bl].fill(0.0);
     for n in 0..batch {
