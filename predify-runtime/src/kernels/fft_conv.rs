@@ -327,12 +327,13 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     // K[b] is stored [rows = phases·C_big][cols = C_small]; the forward multiplies by it
     // (m = rows, k = cols), the adjoint by its conjugate transpose (m = cols, k = rows).
     let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
-    debug_assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k);
+    // Guards the unchecked accesses below (an invariant of the callers, cheap to keep).
+    assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k, "per_bin_gemm: operand sizes");
     let out = SyncPtr(dst.as_mut_ptr());
     (0..bins).into_par_iter().for_each(|b| {
         let out = out;
         // SAFETY: lhs is the b-th [m×k] block of `spectra`; rhs and dst address elements
-        // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (checked
+        // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (asserted
         // above); tasks for different b write disjoint elements of `dst`.
         unsafe {
             gemm::gemm(
