@@ -185,9 +185,9 @@ impl Fft2 {
             let zero = [c32::new(0.0, 0.0); 1];
             let b = if pair { &sc.rows[(r + 1) * h..(r + 2) * h] } else { &zero[..0] };
             let bk = |k: usize| if pair { b[k] } else { c32::new(0.0, 0.0) };
-            for k in 0..h {
-                let (x, y) = (a[k], bk(k));
-                sc.line[k] = c32::new(x.re - y.im, x.im + y.re);
+            for (k, (l, &x)) in sc.line[..h].iter_mut().zip(a).enumerate() {
+                let y = bk(k);
+                *l = c32::new(x.re - y.im, x.im + y.re);
             }
             for k in h..n {
                 let (x, y) = (a[n - k].conj(), bk(n - k).conj());

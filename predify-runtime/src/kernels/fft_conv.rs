@@ -145,6 +145,8 @@ impl Spectra {
             (0..cb).into_par_iter().for_each_init(
                 || (fft.scratch(), vec![0f32; n * n], vec![ZERO; bins]),
                 |(sc, tile, spec), co| {
+                    // Capture the whole `SyncPtr` (not its raw, non-Send field).
+                    #[allow(clippy::redundant_locals)]
                     let ptr = ptr;
                     for ci in 0..cs {
                         let k = &sub[(co * cs + ci) * tl..][..tl];
@@ -331,6 +333,8 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k, "per_bin_gemm: operand sizes");
     let out = SyncPtr(dst.as_mut_ptr());
     (0..bins).into_par_iter().for_each(|b| {
+        // Capture the whole `SyncPtr` (not its raw, non-Send field).
+        #[allow(clippy::redundant_locals)]
         let out = out;
         // SAFETY: lhs is the b-th [m×k] block of `spectra`; rhs and dst address elements
         // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (asserted
