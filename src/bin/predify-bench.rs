@@ -21,8 +21,9 @@
 //! A run is `K + 1` backbone passes on one random batch: pass t = 0 (representations = the
 //! feedforward values; it also warms up allocations and caches) and the K timesteps t ≥ 1 with
 //! the full update; `timestep_s` is the median time of those K. `peak_rss_bytes` is the
-//! process's `VmHWM`. Threads: a rayon global pool of T threads, and `RAYON_NUM_THREADS=T`
-//! (what Candle reads). `scripts/bench.sh` runs this next to `scripts/bench_reference.py`.
+//! process's `VmHWM`. Threads: a rayon global pool of T threads that runs the model,
+//! `RAYON_NUM_THREADS=T`, and `CANDLE_NUM_THREADS=1` unless set (Candle's element-wise pool
+//! would spin against rayon's). `scripts/bench.sh` runs this next to `scripts/bench_reference.py`.
 
 #[path = "predify_bench/models.rs"]
 mod models;
