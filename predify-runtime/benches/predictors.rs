@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p predify-runtime --bench predictors [-- BATCH]
+//! cargo bench -p predify-runtime --bench predictors -- small   # direct kernels vs im2col + GEMM
 //! ```
 //!
 //! A quick look at the kernels alone; `predify-bench` (the workspace's bench binary) times whole
@@ -50,6 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::args().any(|a| a == "paths") {
         return direct_paths(batch);
+    }
+    if std::env::args().any(|a| a == "small") {
+        return small_layers();
     }
     for (name, cin, cout, k, s, p, hw) in layers {
         let bound = 1.0 / ((cout * k * k) as f32).sqrt();
@@ -144,6 +148,72 @@ fn direct_paths(batch: usize) -> Result<(), Box<dyn std::error::Error>> {
         }
         let [a, b, c, d] = t.map(median);
         println!("{cin}->{cout} on {hw}: forward phases {a:.3} s, im2col {b:.3} s | adjoint phases {c:.3} s, im2col {d:.3} s");
+    }
+    Ok(())
+}
+
+/// The direct correlation kernels against im2col/col2im + GEMM (sample-parallel where the
+/// batch allows, as `kernels::plan` would pick without the direct kernels) on the few-channel
+/// layers: PVGG16's pcoder1 and VGG's first convolution at batch 1, the MNIST-scale net's
+/// layers at batch 64; both directions, interleaved.
+fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
+    use predify_runtime::kernels::conv::{self, ConvShape};
+    use predify_runtime::kernels::{conv_batched, direct, ConvGeometry};
+    // (name, small channels, big channels, big side, k, padding, batch)
+    let layers = [
+        ("pvgg16 pcoder1 64/3 k5", 64, 3, 224, 5, 2, 1),
+        ("vgg16 conv1 64/3 k3", 64, 3, 224, 3, 1, 1),
+        ("mnist conv1 8/1 k5", 8, 1, 28, 5, 2, 64),
+        ("mnist conv2 16/8 k5", 16, 8, 14, 5, 2, 64),
+        ("mnist pred1 8/1 k3", 8, 1, 28, 3, 1, 64),
+        ("mnist pred2 16/8 k3", 16, 8, 28, 3, 1, 64),
+    ];
+    for (name, cs, cb, side, k, p, batch) in layers {
+        let geom = ConvGeometry::for_conv([1, side, side], [1, k, k], [1, 1, 1], [0, p, p], [1, 1, 1]).ok_or("geometry")?;
+        let s = ConvShape { small_channels: cs, big_channels: cb, groups: 1, geom };
+        let w: Vec<f32> = (0..s.weight_len()).map(|i| (i % 13) as f32 * 0.01).collect();
+        let small: Vec<f32> = (0..batch * cs * geom.small_len()).map(|i| (i % 7) as f32 * 0.1).collect();
+        let big: Vec<f32> = (0..batch * cb * geom.big_len()).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (mut ob, mut os) = (vec![0f32; big.len()], vec![0f32; small.len()]);
+        let batched = conv_batched::suits(&s, batch);
+        let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let reps = if batch == 1 { 5 } else { 50 };
+        for _ in 0..5 {
+            let c = Instant::now();
+            for _ in 0..reps {
+                direct::big_to_small(&big, batch, &w, &s, None, &mut os);
+            }
+            t[0].push(c.elapsed().as_secs_f64() / reps as f64);
+            let c = Instant::now();
+            for _ in 0..reps {
+                if batched {
+                    conv_batched::big_to_small(&big, batch, &w, &s, None, &mut os);
+                } else {
+                    conv::big_to_small(&big, batch, &w, &s, &mut os);
+                }
+            }
+            t[1].push(c.elapsed().as_secs_f64() / reps as f64);
+            let c = Instant::now();
+            for _ in 0..reps {
+                direct::small_to_big(&small, batch, &w, &s, None, &mut ob);
+            }
+            t[2].push(c.elapsed().as_secs_f64() / reps as f64);
+            let c = Instant::now();
+            for _ in 0..reps {
+                if batched {
+                    conv_batched::small_to_big(&small, batch, &w, &s, None, &mut ob);
+                } else {
+                    conv::small_to_big(&small, batch, &w, &s, &mut ob);
+                }
+            }
+            t[3].push(c.elapsed().as_secs_f64() / reps as f64);
+        }
+        let [a, b, c, d] = t.map(median);
+        let gf = |t: f64| 2.0 * (batch * s.weight_len() * geom.small_len()) as f64 / t / 1e9;
+        println!(
+            "{name:24} batch {batch:2}: big→small direct {:8.3} ms {:5.1} GFLOP/s, gemm {:8.3} ms {:5.1} | small→big direct {:8.3} ms {:5.1}, gemm {:8.3} ms {:5.1}",
+            a * 1e3, gf(a), b * 1e3, gf(b), c * 1e3, gf(c), d * 1e3, gf(d)
+        );
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod conv_batched;
+pub mod direct;
 pub mod fft;
 pub mod fft_cache;
 pub mod fft_conv;

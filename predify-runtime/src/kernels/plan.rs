@@ -1,5 +1,5 @@
 //! Algorithm choice per layer shape: one entry point per direction that picks the kernel
-//! (sample-parallel, FFT, stride phases, or im2col/col2im + GEMM) and adds the bias.
+//! (direct correlation, sample-parallel, FFT, stride phases, or im2col/col2im + GEMM) and adds the bias.
 //!
 //! The FFT path needs the layer's spectra cache, so it only runs for callers that pass one
 //! (the `Conv` layer does) and for shapes where [`FftPlan::new`]'s cost model and memory cap
@@ -8,7 +8,7 @@
 use super::conv::{self, ConvShape};
 use super::fft_cache::{SpectraCache, MAX_SPECTRA_BYTES};
 use super::fft_conv::{self, FftPlan};
-use super::{conv_batched, phase};
+use super::{conv_batched, direct, phase};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -21,6 +21,9 @@ fn fft_spectra(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&SpectraCac
 /// Convolution forward / transposed-convolution adjoint (big → small), plus an optional bias
 /// over the small grid's channels. `out` is overwritten.
 pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, fft: Option<&SpectraCache>, out: &mut [f32]) {
+    if direct::suits(s, s.small_channels) {
+        return direct::big_to_small(big, batch, w, s, bias, out);
+    }
     if conv_batched::suits(s, batch) {
         return conv_batched::big_to_small(big, batch, w, s, bias, out);
     }
@@ -41,6 +44,9 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
 /// Transposed-convolution forward / convolution adjoint (small → big), plus an optional bias
 /// over the big grid's channels. `out` is overwritten.
 pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, fft: Option<&SpectraCache>, out: &mut [f32]) {
+    if direct::suits(s, s.big_channels) {
+        return direct::small_to_big(small, batch, w, s, bias, out);
+    }
     if conv_batched::suits(s, batch) {
         return conv_batched::small_to_big(small, batch, w, s, bias, out);
     }

@@ -1,0 +1,394 @@
+//! Direct stride-1 2-D correlation for layers with few channels: the MNIST-scale net's
+//! convolutions and predictors, PVGG16's image-side predictor and VGG's first convolution.
+//!
+//! With 1–16 channels on one side, im2col + GEMM spends more time building columns, zeroing and
+//! scattering (col2im) than multiplying, and its GEMMs are too thin for the microkernel. Here a
+//! register tile of 4 output channels × 16 pixels accumulates over input channels and taps
+//! straight from a zero-padded copy of the input rows, and is written once (bias included).
+//! Both directions of a stride-1 layer are such a correlation: the convolution forward as is, the
+//! transposed convolution forward with the kernel flipped, its channels swapped and padding
+//! `k − 1 − p`.
+
+use super::conv::ConvShape;
+use super::scratch::with_scratch;
+use rayon::prelude::*;
+
+/// Output channels per register tile.
+const CB: usize = 4;
+/// Pixels per register tile (two 8-lane vectors).
+const XT: usize = 16;
+
+/// `out[co][y][x] = bias[co] + Σ_{ci,ky,kx} w[co][ci][ky][kx] · in[ci][y+ky−pad_h][x+kx−pad_w]`,
+/// zero outside the input.
+#[derive(Debug, Clone, Copy)]
+struct Corr {
+    cin: usize,
+    cout: usize,
+    input: [usize; 2],
+    output: [usize; 2],
+    k: [usize; 2],
+    pad: [usize; 2],
+}
+
+impl Corr {
+    /// Padded row length: every tile's two vector loads at any tap stay inside the row.
+    fn row_len(&self) -> usize {
+        self.output[1].next_multiple_of(XT) + self.k[1] - 1
+    }
+}
+
+/// Whether the direct kernels compute `s` (2-D, stride and dilation 1, no groups) and are
+/// expected to beat im2col + GEMM: few channels on one side, a small reduction per output, and
+/// at least 3 output channels (`out_channels`: small for big → small, big for small → big) —
+/// with fewer, a tile has too few independent accumulators to hide the FMA latency and GEMM
+/// was measured faster (`cargo bench -p predify-runtime --bench predictors -- small`).
+pub fn suits(s: &ConvShape, out_channels: usize) -> bool {
+    let g = &s.geom;
+    let plain = s.groups == 1
+        && g.big[0] == 1
+        && g.small[0] == 1
+        && g.kernel[0] == 1
+        && g.stride == [1, 1, 1]
+        && g.dilation == [1, 1, 1]
+        && g.padding[1] < g.kernel[1]
+        && g.padding[2] < g.kernel[2];
+    let few = s.small_channels.min(s.big_channels) <= 16 && s.small_channels.max(s.big_channels) <= 64;
+    plain && few && out_channels >= 3 && g.kernel[1] * g.kernel[2] <= 49
+}
+
+/// Convolution forward (big → small) for a layer that [`suits`] (with `small_channels`); `out` is overwritten.
+pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    let g = &s.geom;
+    let c = Corr {
+        cin: s.big_channels,
+        cout: s.small_channels,
+        input: [g.big[1], g.big[2]],
+        output: [g.small[1], g.small[2]],
+        k: [g.kernel[1], g.kernel[2]],
+        pad: [g.padding[1], g.padding[2]],
+    };
+    // w is [small][big][ky][kx] = [co][ci][ky][kx] already.
+    let kl = c.k[0] * c.k[1];
+    let packed = pack(&c, |co, ci, t| w[(co * c.cin + ci) * kl + t]);
+    correlate(&c, big, batch, &packed, bias, out);
+}
+
+/// Transposed-convolution forward (small → big) for a layer that [`suits`] (with
+/// `big_channels`); `out` is overwritten.
+pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    let g = &s.geom;
+    let c = Corr {
+        cin: s.small_channels,
+        cout: s.big_channels,
+        input: [g.small[1], g.small[2]],
+        output: [g.big[1], g.big[2]],
+        k: [g.kernel[1], g.kernel[2]],
+        pad: [g.kernel[1] - 1 - g.padding[1], g.kernel[2] - 1 - g.padding[2]],
+    };
+    // big[o] gathers small[o + p − k]: a correlation with the kernel flipped (tap K−1−t).
+    let kl = c.k[0] * c.k[1];
+    let packed = pack(&c, |co, ci, t| w[(ci * c.cout + co) * kl + (kl - 1 - t)]);
+    correlate(&c, small, batch, &packed, bias, out);
+}
+
+/// Weights as `[ci][ky][kx][co]`, so a tile's broadcasts read consecutive values.
+fn pack(c: &Corr, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
+    let kl = c.k[0] * c.k[1];
+    let mut p = Vec::with_capacity(c.cin * kl * c.cout);
+    for ci in 0..c.cin {
+        for t in 0..kl {
+            p.extend((0..c.cout).map(|co| w(co, ci, t)));
+        }
+    }
+    p
+}
+
+/// Raw output pointer shared by the tasks; each writes only its own sample's rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (sample, row band) regions of one live `&mut [f32]`.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    // A method, so closures capture the whole (Send) wrapper rather than the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let [oh, ow] = c.output;
+    let in_len = c.cin * c.input[0] * c.input[1];
+    let out_len = c.cout * oh * ow;
+    assert!(input.len() >= batch * in_len && out.len() >= batch * out_len, "direct correlation: buffers too small");
+    // Enough tasks for the threads even at batch 1 (row bands), whole samples when the batch
+    // alone is enough.
+    let threads = rayon::current_num_threads().max(1);
+    let bands = (4 * threads).div_ceil(batch).clamp(1, oh);
+    let band_rows = oh.div_ceil(bands);
+    let bands = oh.div_ceil(band_rows);
+    let dst = OutPtr(out.as_mut_ptr());
+    (0..batch * bands).into_par_iter().for_each(|item| {
+        let (n, b) = (item / bands, item % bands);
+        let y0 = b * band_rows;
+        let y1 = (y0 + band_rows).min(oh);
+        let rows = y1 - y0 + c.k[0] - 1;
+        let rl = c.row_len();
+        with_scratch(c.cin * rows * rl, |pad| {
+            fill_padded(c, &input[n * in_len..][..in_len], y0, rows, pad);
+            // SAFETY: this task alone writes rows y0..y1 of sample n's planes (see OutPtr);
+            // `out` outlives the parallel loop.
+            let sample = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * out_len), out_len) };
+            for co in (0..c.cout).step_by(CB) {
+                tiles(c, pad, rows, packed, bias, co, y0..y1, sample);
+            }
+        });
+    });
+}
+
+/// `pad[ci][r][x] = input[ci][y0 + r − pad_h][x − pad_w]`, zero outside the input.
+fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32]) {
+    let (ih, iw) = (c.input[0], c.input[1]);
+    let rl = c.row_len();
+    for ci in 0..c.cin {
+        let plane = &input[ci * ih * iw..][..ih * iw];
+        for r in 0..rows {
+            let dst = &mut pad[(ci * rows + r) * rl..][..rl];
+            let y = (y0 + r) as isize - c.pad[0] as isize;
+            if y < 0 || y >= ih as isize {
+                dst.fill(0.0);
+                continue;
+            }
+            let src = &plane[y as usize * iw..][..iw];
+            let x0 = c.pad[1].min(rl);
+            let n = iw.min(rl - x0);
+            dst[..x0].fill(0.0);
+            dst[x0..x0 + n].copy_from_slice(&src[..n]);
+            dst[x0 + n..].fill(0.0);
+        }
+    }
+}
+
+/// Output channels `co..co+CB` (fewer at the end) of rows `ys`, all tiles of each row.
+#[allow(clippy::too_many_arguments)]
+fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: &mut [f32]) {
+    let nc = CB.min(c.cout - co);
+    let mut b = [0f32; CB];
+    if let Some(bias) = bias {
+        b[..nc].copy_from_slice(&bias[co..co + nc]);
+    }
+    let [oh, ow] = c.output;
+    let y0 = ys.start;
+    for y in ys {
+        for x in (0..ow).step_by(XT) {
+            let mut acc = [[0f32; XT]; CB];
+            tile(c, pad, rows, packed, co, nc, y - y0, x, &b, &mut acc);
+            let n = XT.min(ow - x);
+            for (j, a) in acc.iter().enumerate().take(nc) {
+                let dst = &mut out[((co + j) * oh + y) * ow + x..];
+                if n == XT {
+                    // Constant length: inlined vector moves instead of a memcpy call per row.
+                    dst[..XT].copy_from_slice(a);
+                } else {
+                    dst[..n].copy_from_slice(&a[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// One register tile: `acc[j][i] = b[j] + Σ w[ci][ky][kx][co+j] · pad[ci][r+ky][x+kx+i]`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn tile(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); `tile_avx2` reads only inside
+        // `pad` and `packed` (same index ranges as the portable loop below).
+        return unsafe { x86::tile_avx2(c, pad, rows, packed, co, nc, r, x, b, acc) };
+    }
+    tile_portable(c, pad, rows, packed, co, nc, r, x, b, acc);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tile_portable(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+    let rl = c.row_len();
+    for (j, a) in acc.iter_mut().enumerate() {
+        a.fill(b[j]);
+    }
+    for ci in 0..c.cin {
+        for ky in 0..c.k[0] {
+            let row = &pad[(ci * rows + r + ky) * rl + x..];
+            for kx in 0..c.k[1] {
+                let v = &row[kx..kx + XT];
+                let wv = &packed[((ci * c.k[0] + ky) * c.k[1] + kx) * c.cout + co..][..nc];
+                for (a, &wj) in acc.iter_mut().zip(wv) {
+                    for (ai, &vi) in a.iter_mut().zip(v) {
+                        *ai += wj * vi;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Corr, CB, XT};
+    use std::arch::x86_64::*;
+
+    /// [`super::tile_portable`] with 2 × 8-lane FMAs per channel; the channel count is a const
+    /// so the accumulators stay in registers.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+        match nc {
+            4 => run::<4>(c, pad, rows, packed, co, r, x, b, acc),
+            3 => run::<3>(c, pad, rows, packed, co, r, x, b, acc),
+            2 => run::<2>(c, pad, rows, packed, co, r, x, b, acc),
+            _ => run::<1>(c, pad, rows, packed, co, r, x, b, acc),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn run<const N: usize>(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+        let rl = c.row_len();
+        let (kh, kw, cout) = (c.k[0], c.k[1], c.cout);
+        // Bounds the pointer arithmetic below relies on (checked once per tile, not per FMA).
+        assert!(x + kw - 1 + XT <= rl && (c.cin * rows) * rl <= pad.len() && (r + kh) <= rows);
+        assert!(c.cin * kh * kw * cout <= packed.len() && co + N <= cout);
+        let mut a0 = [_mm256_setzero_ps(); N];
+        let mut a1 = [_mm256_setzero_ps(); N];
+        for j in 0..N {
+            a0[j] = _mm256_set1_ps(b[j]);
+            a1[j] = a0[j];
+        }
+        let pp = pad.as_ptr();
+        let wp = packed.as_ptr();
+        for ci in 0..c.cin {
+            for ky in 0..kh {
+                let row = pp.add((ci * rows + r + ky) * rl + x);
+                let wrow = wp.add((ci * kh + ky) * kw * cout + co);
+                for kx in 0..kw {
+                    let v0 = _mm256_loadu_ps(row.add(kx));
+                    let v1 = _mm256_loadu_ps(row.add(kx + 8));
+                    let wk = wrow.add(kx * cout);
+                    for j in 0..N {
+                        let w = _mm256_broadcast_ss(&*wk.add(j));
+                        a0[j] = _mm256_fmadd_ps(w, v0, a0[j]);
+                        a1[j] = _mm256_fmadd_ps(w, v1, a1[j]);
+                    }
+                }
+            }
+        }
+        for j in 0..N {
+            _mm256_storeu_ps(acc[j].as_mut_ptr(), a0[j]);
+            _mm256_storeu_ps(acc[j].as_mut_ptr().add(8), a1[j]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv;
+    use super::super::ConvGeometry;
+    use super::*;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
+    }
+
+    /// Both directions against the GEMM kernels, with and without bias, on the vector path and
+    /// the portable one: odd widths (partial tiles), channel counts that leave partial channel
+    /// tiles, padding 0..k−1, batch 1 (row bands) and 5.
+    #[test]
+    fn equals_the_gemm_kernels() {
+        let cases = [
+            // (small ch, big ch, big h, big w, k, pad, batch)
+            (8, 1, 28, 28, 5, 2, 5),
+            (16, 8, 14, 14, 5, 2, 2),
+            (1, 8, 28, 28, 3, 1, 3),
+            (8, 16, 28, 28, 3, 1, 1),
+            (3, 64, 17, 23, 5, 2, 1),
+            (5, 3, 9, 31, 3, 0, 2),
+            (7, 2, 6, 5, 3, 2, 4),
+        ];
+        for (cs, cb, h, w, k, p, batch) in cases {
+            let geom = ConvGeometry::for_conv([1, h, w], [1, k, k], [1, 1, 1], [0, p, p], [1, 1, 1]).unwrap();
+            let s = ConvShape { small_channels: cs, big_channels: cb, groups: 1, geom };
+            assert!(suits(&s, cs.max(cb)), "{s:?}");
+            let wt = pseudo(s.weight_len(), 1);
+            let big = pseudo(batch * cb * geom.big_len(), 2);
+            let small = pseudo(batch * cs * geom.small_len(), 3);
+            let (bs, bb) = (pseudo(cs, 4), pseudo(cb, 5));
+
+            let mut want = vec![0f32; small.len()];
+            conv::big_to_small(&big, batch, &wt, &s, &mut want);
+            let mut got = vec![f32::NAN; want.len()];
+            big_to_small(&big, batch, &wt, &s, None, &mut got);
+            assert!(max_rel(&got, &want) < 1e-5, "forward {s:?}");
+            big_to_small(&big, batch, &wt, &s, Some(&bs), &mut got);
+            for (plane, &b) in want.chunks_mut(geom.small_len()).zip(bs.iter().cycle()) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+            assert!(max_rel(&got, &want) < 1e-5, "forward with bias {s:?}");
+
+            let mut want = vec![0f32; big.len()];
+            conv::small_to_big(&small, batch, &wt, &s, &mut want);
+            let mut got = vec![f32::NAN; want.len()];
+            small_to_big(&small, batch, &wt, &s, None, &mut got);
+            assert!(max_rel(&got, &want) < 1e-5, "transposed {s:?}");
+            small_to_big(&small, batch, &wt, &s, Some(&bb), &mut got);
+            for (plane, &b) in want.chunks_mut(geom.big_len()).zip(bb.iter().cycle()) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+            assert!(max_rel(&got, &want) < 1e-5, "transposed with bias {s:?}");
+        }
+    }
+
+    #[test]
+    fn portable_tile_equals_the_vector_tile() {
+        let c = Corr { cin: 3, cout: 6, input: [5, 9], output: [5, 9], k: [3, 3], pad: [1, 1] };
+        let rows = 7;
+        let pad = pseudo(c.cin * rows * c.row_len(), 7);
+        let packed = pseudo(c.cin * 9 * c.cout, 8);
+        let b = [0.5, -1.0, 2.0, 0.25];
+        for (co, nc) in [(0, 4), (4, 2)] {
+            let mut want = [[0f32; XT]; CB];
+            tile_portable(&c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut want);
+            let mut got = [[0f32; XT]; CB];
+            tile(&c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut got);
+            for j in 0..nc {
+                assert!(max_rel(&got[j], &want[j]) < 1e-6, "channel {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_it_cannot_compute() {
+        let strided = ConvGeometry::for_conv([1, 9, 9], [1, 3, 3], [1, 2, 2], [0, 1, 1], [1, 1, 1]).unwrap();
+        assert!(!suits(&ConvShape { small_channels: 4, big_channels: 4, groups: 1, geom: strided }, 4));
+        let plain = ConvGeometry::for_conv([1, 9, 9], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap();
+        assert!(suits(&ConvShape { small_channels: 4, big_channels: 4, groups: 1, geom: plain }, 4));
+        assert!(!suits(&ConvShape { small_channels: 4, big_channels: 1, groups: 1, geom: plain }, 1));
+        assert!(!suits(&ConvShape { small_channels: 4, big_channels: 4, groups: 2, geom: plain }, 4));
+        assert!(!suits(&ConvShape { small_channels: 64, big_channels: 64, groups: 1, geom: plain }, 64));
+        let wide_pad = ConvGeometry::for_conv([1, 9, 9], [1, 3, 3], [1, 1, 1], [0, 3, 3], [1, 1, 1]).unwrap();
+        assert!(!suits(&ConvShape { small_channels: 4, big_channels: 4, groups: 1, geom: wide_pad }, 4));
+    }
+}
