@@ -8,6 +8,19 @@ fn is_identity(m: &AxisMap, len: usize) -> bool {
     m.input == len && m.output() == len && m.i0.iter().enumerate().all(|(o, &i)| i == o) && m.w1.iter().all(|&w| w == 0.0)
 }
 
+/// One axis's map on the device: the two source indices (u32) and their weights, the weights
+/// shaped to broadcast along `axis` of an `[outer, D, H, W]` tensor.
+fn axis_tensors(m: &AxisMap, axis: usize, dev: &candle_core::Device, op: &str) -> candle_core::Result<[Tensor; 4]> {
+    let n = m.output();
+    let index = |v: &[usize]| -> candle_core::Result<Tensor> {
+        let v = v.iter().map(|&i| u32::try_from(i).map_err(|_| candle_core::Error::Msg(format!("{op} (CUDA): index {i} too large")))).collect::<candle_core::Result<Vec<u32>>>()?;
+        Tensor::from_vec(v, n, dev)
+    };
+    let mut wshape = [1usize; 4];
+    wshape[axis + 1] = n;
+    Ok([index(&m.i0)?, index(&m.i1)?, Tensor::from_slice(&m.w0, &wshape[..], dev)?, Tensor::from_slice(&m.w1, &wshape[..], dev)?])
+}
+
 /// `cuda_fwd` of the upsample op over `[outer, D, H, W]`, shaped `out_shape`.
 ///
 /// `out[o] = w0[o]·x[i0[o]] + w1[o]·x[i1[o]]` along each axis, last axis first, exactly as the
@@ -31,17 +44,9 @@ pub(crate) fn upsample_fwd(
         if is_identity(m, x.dim(axis + 1)?) {
             continue;
         }
-        let n = m.output();
-        let index = |v: &[usize]| -> candle_core::Result<Tensor> {
-            let v = v.iter().map(|&i| u32::try_from(i).map_err(|_| candle_core::Error::Msg(format!("{OP} (CUDA): index {i} too large")))).collect::<candle_core::Result<Vec<u32>>>()?;
-            Tensor::from_vec(v, n, &dev)
-        };
-        let mut wshape = [1usize; 4];
-        wshape[axis + 1] = n;
-        let w0 = Tensor::from_slice(&m.w0, &wshape[..], &dev)?;
-        let w1 = Tensor::from_slice(&m.w1, &wshape[..], &dev)?;
-        let a = x.index_select(&index(&m.i0)?, axis + 1)?.broadcast_mul(&w0)?;
-        let b = x.index_select(&index(&m.i1)?, axis + 1)?.broadcast_mul(&w1)?;
+        let [i0, i1, w0, w1] = axis_tensors(m, axis, &dev, OP)?;
+        let a = x.index_select(&i0, axis + 1)?.broadcast_mul(&w0)?;
+        let b = x.index_select(&i1, axis + 1)?.broadcast_mul(&w1)?;
         x = (a + b)?;
     }
     storage_of(&x.reshape(out_shape)?, OP)
@@ -50,7 +55,6 @@ pub(crate) fn upsample_fwd(
 /// `cuda_fwd` of the upsample adjoint: maps an output gradient (`[outer, output grid]`) back to
 /// the input grid, shaped `in_shape`; per axis (first axis first, as the CPU adjoint) two
 /// weighted scatter-adds with the same maps.
-#[allow(dead_code)] // until ops::UpsampleAdjointOp (the CPU-speed work) lands with its cuda_fwd
 pub(crate) fn upsample_adjoint_fwd(
     outer: usize,
     in_grid: [usize; 3],
@@ -71,20 +75,12 @@ pub(crate) fn upsample_adjoint_fwd(
         if is_identity(m, in_grid[axis]) {
             continue;
         }
-        let n = m.output();
-        let index = |v: &[usize]| -> candle_core::Result<Tensor> {
-            let v = v.iter().map(|&i| u32::try_from(i).map_err(|_| candle_core::Error::Msg(format!("{OP} (CUDA): index {i} too large")))).collect::<candle_core::Result<Vec<u32>>>()?;
-            Tensor::from_vec(v, n, &dev)
-        };
-        let mut wshape = [1usize; 4];
-        wshape[axis + 1] = n;
-        let w0 = Tensor::from_slice(&m.w0, &wshape[..], &dev)?;
-        let w1 = Tensor::from_slice(&m.w1, &wshape[..], &dev)?;
+        let [i0, i1, w0, w1] = axis_tensors(m, axis, &dev, OP)?;
         let mut zshape = g.dims().to_vec();
         zshape[axis + 1] = m.input;
         let acc = Tensor::zeros(zshape, g.dtype(), &dev)?;
-        let acc = acc.index_add(&index(&m.i0)?, &g.broadcast_mul(&w0)?, axis + 1)?;
-        g = acc.index_add(&index(&m.i1)?, &g.broadcast_mul(&w1)?, axis + 1)?;
+        let acc = acc.index_add(&i0, &g.broadcast_mul(&w0)?, axis + 1)?;
+        g = acc.index_add(&i1, &g.broadcast_mul(&w1)?, axis + 1)?;
     }
     storage_of(&g.reshape(in_shape)?, OP)
 }
