@@ -11,6 +11,7 @@ pub mod data;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod eval;
+pub mod process;
 pub mod train;
 pub mod tune;
 pub mod zoo;

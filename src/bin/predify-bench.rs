@@ -114,6 +114,8 @@ fn main() -> ExitCode {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+    // Reuse freed tensor buffers instead of page-faulting fresh ones each timestep.
+    predify::process::tune_allocator();
     if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global() {
         eprintln!("predify-bench: cannot build the thread pool: {e}");
         return ExitCode::FAILURE;

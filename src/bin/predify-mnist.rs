@@ -237,6 +237,8 @@ fn main() -> ExitCode {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+    // Reuse freed tensor buffers instead of page-faulting fresh ones each timestep.
+    predify::process::tune_allocator();
     if let Some(n) = args.threads {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {

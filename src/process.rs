@@ -1,0 +1,23 @@
+//! Process-wide settings for programs that run many timesteps (the `predify-*` binaries use
+//! them; a library user calls them once at start-up if they want the same).
+
+/// Keep freed tensor buffers inside the allocator instead of returning them to the kernel.
+///
+/// Every timestep allocates fresh output tensors of the same sizes as the last one. With glibc's
+/// defaults, buffers above its (adaptive) mmap threshold are mapped and unmapped each time, and
+/// every first touch of a fresh page faults and is zeroed by the kernel: on the MNIST-scale
+/// benchmark that was ~14% of the CPU time (`sys`), gone with these settings (mmap threshold
+/// 32 MiB, trim threshold 128 MiB; larger buffers are still mapped, so peak memory does not grow).
+/// Returns whether the settings were applied (glibc on Linux only; elsewhere a no-op).
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; it is called before any threads
+        // that allocate concurrently are started by the binaries (and is thread-safe in glibc).
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
