@@ -151,21 +151,28 @@ fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option
 fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32]) {
     let (ih, iw) = (c.input[0], c.input[1]);
     let rl = c.row_len();
+    // One memset for the whole block, then the rows' input parts in 8-value moves: rows are
+    // short (14–224 values), and per-row memset/memcpy calls cost more than the data.
+    pad[..c.cin * rows * rl].fill(0.0);
+    let x0 = c.pad[1].min(rl);
+    let n = iw.min(rl - x0);
     for ci in 0..c.cin {
         let plane = &input[ci * ih * iw..][..ih * iw];
         for r in 0..rows {
-            let dst = &mut pad[(ci * rows + r) * rl..][..rl];
             let y = (y0 + r) as isize - c.pad[0] as isize;
             if y < 0 || y >= ih as isize {
-                dst.fill(0.0);
                 continue;
             }
-            let src = &plane[y as usize * iw..][..iw];
-            let x0 = c.pad[1].min(rl);
-            let n = iw.min(rl - x0);
-            dst[..x0].fill(0.0);
-            dst[x0..x0 + n].copy_from_slice(&src[..n]);
-            dst[x0 + n..].fill(0.0);
+            let src = &plane[y as usize * iw..][..n];
+            let dst = &mut pad[(ci * rows + r) * rl + x0..][..n];
+            let mut d8 = dst.chunks_exact_mut(8);
+            let mut s8 = src.chunks_exact(8);
+            for (d, s) in (&mut d8).zip(&mut s8) {
+                d.copy_from_slice(s);
+            }
+            for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+                *d = *s;
+            }
         }
     }
 }

@@ -109,9 +109,29 @@ impl CustomOp1 for SumSquaresOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
-        let total: f64 = x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
+        let total: f64 = x.par_chunks(CHUNK).map(sum_squares).sum();
         Ok((CpuStorage::F32(vec![total as f32]), Shape::from(())))
     }
+}
+
+/// Σ v² in f64 over 8 independent lanes: a single running f64 sum is one dependent add per
+/// value (its latency, not the data, bounds it), which the compiler may not reorder.
+fn sum_squares(c: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut it = c.chunks_exact(8);
+    for v in &mut it {
+        for (l, &x) in lanes.iter_mut().zip(v) {
+            *l += x as f64 * x as f64;
+        }
+    }
+    let tail: f64 = it.remainder().iter().map(|&x| x as f64 * x as f64).sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Whether no value is NaN or ±∞ (exponent bits all set), as an OR over integer lanes, which
+/// vectorises (a float fold would be one dependent add per value).
+fn chunk_finite(c: &[f32]) -> bool {
+    c.iter().fold(0u32, |m, &v| m | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
 }
 
 /// The representation update `β·ff + λ·fb + m·r_prev − s·grd` (`fb` absent for the top pcoder).
@@ -154,7 +174,7 @@ pub(crate) fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
         if let candle_core::Storage::Cpu(cpu) = &*storage {
             let x = f32_slice(cpu, layout, "all_finite")?;
             // x·0 is NaN exactly for NaN and ±inf.
-            return Ok(x.par_chunks(CHUNK).all(|c| c.iter().fold(0f32, |a, &v| a + v * 0.0) == 0.0));
+            return Ok(x.par_chunks(CHUNK).all(chunk_finite));
         }
     }
     let s = t.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -196,5 +216,20 @@ mod tests {
         assert!(all_finite(&p).unwrap());
         assert!(!all_finite(&t(&[1.0, f32::NAN])).unwrap());
         assert!(!all_finite(&t(&[f32::NEG_INFINITY, 0.0])).unwrap());
+    }
+
+    #[test]
+    fn lane_reductions_cover_every_value() {
+        // 8-lane bodies plus a tail: a value in either part must count.
+        let v: Vec<f32> = (1..=13).map(|i| i as f32).collect();
+        assert_eq!(sum_squares(&v), (1..=13).map(|i| (i * i) as f64).sum::<f64>());
+        for bad in [3usize, 11] {
+            let mut w = v.clone();
+            w[bad] = f32::INFINITY;
+            assert!(!chunk_finite(&w));
+            w[bad] = f32::NAN;
+            assert!(!chunk_finite(&w));
+        }
+        assert!(chunk_finite(&v) && chunk_finite(&[f32::MAX, -f32::MIN_POSITIVE]));
     }
 }
