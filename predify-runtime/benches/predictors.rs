@@ -168,6 +168,27 @@ fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
         ("mnist pred1 8/1 k3", 8, 1, 28, 3, 1, 64),
         ("mnist pred2 16/8 k3", 16, 8, 28, 3, 1, 64),
     ];
+    {
+        // The MNIST-scale pcoder2 predictor's bilinear ×2 upsample, [64·16, 14, 14] → 28×28.
+        use predify_runtime::kernels::upsample::{interpolate, interpolate_adjoint, AxisMap};
+        let maps = [AxisMap::identity(1), AxisMap::linear(14, 28, Some(2.0), false), AxisMap::linear(14, 28, Some(2.0), false)];
+        let x: Vec<f32> = (0..1024 * 196).map(|i| (i % 7) as f32 * 0.1).collect();
+        let g: Vec<f32> = (0..1024 * 784).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (mut f, mut a) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let c = Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(interpolate(&x, 1024, [1, 14, 14], &maps));
+            }
+            f.push(c.elapsed().as_secs_f64() / 20.0);
+            let c = Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(interpolate_adjoint(&g, 1024, [1, 14, 14], &maps));
+            }
+            a.push(c.elapsed().as_secs_f64() / 20.0);
+        }
+        println!("mnist upsample x2 [1024,14,14]: forward {:.3} ms, adjoint {:.3} ms", median(f) * 1e3, median(a) * 1e3);
+    }
     for (name, cs, cb, side, k, p, batch) in layers {
         let geom = ConvGeometry::for_conv([1, side, side], [1, k, k], [1, 1, 1], [0, p, p], [1, 1, 1]).ok_or("geometry")?;
         let s = ConvShape { small_channels: cs, big_channels: cb, groups: 1, geom };
