@@ -21,3 +21,18 @@ pub fn tune_allocator() -> bool {
         false
     }
 }
+
+/// Give Candle's own element-wise thread pool no workers unless `CANDLE_NUM_THREADS` is set.
+///
+/// Candle 0.11 runs large element-wise ops on a pool of its own whose threads spin-wait; the
+/// runtime's kernels and fused ops run on rayon's pool, and with both active they compete for the
+/// same cores (measured 10–20% slower on the MNIST-scale net). What is left to Candle (ReLU,
+/// small reductions) then runs on the calling thread. Call it at start-up, before other threads
+/// read the environment. Returns whether it set the variable.
+pub fn prefer_rayon_threads() -> bool {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_some() {
+        return false;
+    }
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+    true
+}

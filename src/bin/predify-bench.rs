@@ -107,13 +107,8 @@ fn main() -> ExitCode {
     // rayon global pool. Both get the same count. (Single-threaded here: no other thread reads
     // the environment yet.)
     std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
-    // The runtime's kernels and fused element-wise ops run on rayon's pool; what is left to
-    // Candle (ReLU, small reductions) runs on the calling thread, as in `predify-mnist`:
-    // Candle's own element-wise pool would only spin against rayon's threads. Set
-    // CANDLE_NUM_THREADS to override.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    // Candle's own element-wise pool would spin against rayon's (CANDLE_NUM_THREADS overrides).
+    predify::process::prefer_rayon_threads();
     // Reuse freed tensor buffers instead of page-faulting fresh ones each timestep.
     predify::process::tune_allocator();
     if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global() {

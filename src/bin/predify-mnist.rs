@@ -231,12 +231,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Batches and chunks already run in parallel on rayon's pool; Candle's own pool for large
-    // element-wise ops would only spin against it (measured ~10-20% slower), so it gets no
-    // workers unless the user asks for some.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    // Candle's own element-wise pool would spin against rayon's (CANDLE_NUM_THREADS overrides).
+    predify::process::prefer_rayon_threads();
     // Reuse freed tensor buffers instead of page-faulting fresh ones each timestep.
     predify::process::tune_allocator();
     if let Some(n) = args.threads {
