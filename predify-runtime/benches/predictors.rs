@@ -188,6 +188,19 @@ fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
             a.push(c.elapsed().as_secs_f64() / 20.0);
         }
         println!("mnist upsample x2 [1024,14,14]: forward {:.3} ms, adjoint {:.3} ms", median(f) * 1e3, median(a) * 1e3);
+        // Its first max pooling, 2×2 stride 2 on [64·8, 28, 28].
+        use predify_runtime::kernels::pool::{max_pool_values, PoolGeometry};
+        let g = PoolGeometry::new([1, 28, 28], [1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1], false).ok_or("pool geometry")?;
+        let x: Vec<f32> = (0..512 * 784).map(|i| ((i * 7919) % 1000) as f32 * 0.001).collect();
+        let mut t = Vec::new();
+        for _ in 0..5 {
+            let c = Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(max_pool_values(&x, 512, &g));
+            }
+            t.push(c.elapsed().as_secs_f64() / 20.0);
+        }
+        println!("mnist max pool 2x2 [512,28,28]: {:.3} ms", median(t) * 1e3);
     }
     for (name, cs, cb, side, k, p, batch) in layers {
         let geom = ConvGeometry::for_conv([1, side, side], [1, k, k], [1, 1, 1], [0, p, p], [1, 1, 1]).ok_or("geometry")?;

@@ -116,28 +116,32 @@ pub fn max_pool_values(x: &[f32], planes: usize, g: &PoolGeometry) -> Vec<f32> {
     out
 }
 
-/// One plane, every window inside the input.
+/// One plane, every window inside the input. Output rows are built a tap at a time (the
+/// inner loop runs along the row, which vectorises), visiting each window's taps in the same
+/// order as [`max_pool`], so values and NaN propagation are the same.
 fn pool_plane_inside(src: &[f32], g: &PoolGeometry, dst: &mut [f32]) {
     let [_, ih, iw] = g.input;
-    let mut oi = 0;
-    for od in 0..g.output[0] {
-        for oh in 0..g.output[1] {
-            for ow in 0..g.output[2] {
-                let (d0, h0, w0) = (od * g.stride[0], oh * g.stride[1], ow * g.stride[2]);
-                let mut best = src[(d0 * ih + h0) * iw + w0];
-                for kd in 0..g.kernel[0] {
-                    for kh in 0..g.kernel[1] {
-                        let row = &src[((d0 + kd) * ih + h0 + kh) * iw + w0..][..g.kernel[2]];
-                        for &v in row {
-                            // NaN propagates, as in PyTorch.
-                            if v > best || v.is_nan() {
-                                best = v;
-                            }
+    let [od_n, oh_n, ow_n] = g.output;
+    let [sd, sh, sw] = g.stride;
+    for (r, out) in dst.chunks_mut(ow_n).enumerate().take(od_n * oh_n) {
+        let (d0, h0) = ((r / oh_n) * sd, (r % oh_n) * sh);
+        let first = &src[(d0 * ih + h0) * iw..];
+        for (o, y) in out.iter_mut().enumerate() {
+            *y = first[o * sw];
+        }
+        for kd in 0..g.kernel[0] {
+            for kh in 0..g.kernel[1] {
+                let row = &src[((d0 + kd) * ih + h0 + kh) * iw..][..iw];
+                for kw in 0..g.kernel[2] {
+                    // Window o reads row[o·sw + kw]; the last one is inside the row.
+                    let taps = row[kw..].iter().step_by(sw);
+                    for (y, &v) in out.iter_mut().zip(taps) {
+                        // NaN propagates, as in PyTorch.
+                        if v > *y || v.is_nan() {
+                            *y = v;
                         }
                     }
                 }
-                dst[oi] = best;
-                oi += 1;
             }
         }
     }
@@ -169,7 +173,7 @@ mod tests {
     #[test]
     fn values_path_equals_the_generic_loop() {
         let x: Vec<f32> = (0..3 * 2 * 9 * 11).map(|i| ((i as f32) * 0.731).sin()).collect();
-        for (k, st, p, d, ceil) in [([1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1], false), ([1, 3, 3], [1, 3, 3], [0, 0, 0], [1, 1, 1], false), ([2, 3, 2], [1, 2, 3], [0, 1, 1], [1, 1, 2], true)] {
+        for (k, st, p, d, ceil) in [([1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1], false), ([1, 3, 3], [1, 3, 3], [0, 0, 0], [1, 1, 1], false), ([2, 2, 3], [1, 2, 2], [0, 0, 0], [1, 1, 1], false), ([2, 3, 2], [1, 2, 3], [0, 1, 1], [1, 1, 2], true)] {
             let g = PoolGeometry::new([2, 9, 11], k, st, p, d, ceil).unwrap();
             let (want, _) = max_pool(&x, 3, &g);
             let got = max_pool_values(&x, 3, &g);

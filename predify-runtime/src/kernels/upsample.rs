@@ -141,7 +141,12 @@ fn planar(shape: [usize; 3], maps: &[AxisMap; 3]) -> bool {
 /// (vectorisable); the separable path's arithmetic, without its per-axis allocations.
 fn plane_2d(src: &[f32], iw: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut [f32], dst: &mut [f32]) {
     let ow = mw.output();
+    let x2 = is_linear_x2(mw);
     for (row, t) in src.chunks(iw).zip(tmp.chunks_mut(ow)) {
+        if x2 {
+            linear_x2_row(row, t);
+            continue;
+        }
         for (o, y) in t.iter_mut().enumerate() {
             *y = mw.w0[o] * row[mw.i0[o]] + mw.w1[o] * row[mw.i1[o]];
         }
@@ -168,14 +173,67 @@ fn plane_2d_adjoint(g: &[f32], ow: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut 
             *t += b * v;
         }
     }
-    dst.fill(0.0);
     let iw = mw.input;
+    if is_linear_x2(mw) {
+        for (t, out) in tmp.chunks(ow).zip(dst.chunks_mut(iw)) {
+            linear_x2_row_adjoint(t, out);
+        }
+        return;
+    }
+    dst.fill(0.0);
     for (t, out) in tmp.chunks(ow).zip(dst.chunks_mut(iw)) {
         for (o, &v) in t.iter().enumerate() {
             out[mw.i0[o]] += mw.w0[o] * v;
             out[mw.i1[o]] += mw.w1[o] * v;
         }
     }
+}
+
+/// Whether `m` is bilinear ×2 with `align_corners = false` (Predify's default predictor's
+/// upsample) with exactly the weights the row kernels below hard-code.
+fn is_linear_x2(m: &AxisMap) -> bool {
+    let n = m.input;
+    n >= 2
+        && m.output() == 2 * n
+        && (0..2 * n).all(|o| {
+            let i = o / 2;
+            let want = match o {
+                0 => (0, 1, 1.0, 0.0),
+                _ if o == 2 * n - 1 => (n - 1, n - 1, 0.75, 0.25),
+                _ if o % 2 == 0 => (i - 1, i, 0.25, 0.75),
+                _ => (i, i + 1, 0.75, 0.25),
+            };
+            (m.i0[o], m.i1[o], m.w0[o], m.w1[o]) == want
+        })
+}
+
+/// One row through [`is_linear_x2`]'s map: `t[o] = w0·x[i0] + w1·x[i1]` with the map's constant
+/// weights, two outputs per input pair, without index loads (same arithmetic as the generic loop).
+fn linear_x2_row(x: &[f32], t: &mut [f32]) {
+    let n = x.len();
+    t[0] = 1.0 * x[0] + 0.0 * x[1];
+    for ((pair, a), b) in t[1..2 * n - 1].chunks_exact_mut(2).zip(&x[..n - 1]).zip(&x[1..]) {
+        pair[0] = 0.75 * a + 0.25 * b;
+        pair[1] = 0.25 * a + 0.75 * b;
+    }
+    t[2 * n - 1] = 0.75 * x[n - 1] + 0.25 * x[n - 1];
+}
+
+/// The adjoint of [`linear_x2_row`], summing each input's terms in the generic scatter's order
+/// (outputs ascending, i0 before i1), so both paths give the same values. `out` is overwritten.
+fn linear_x2_row_adjoint(t: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    // Input j gathers 0.25·t[2j−1], 0.75·t[2j], 0.75·t[2j+1], 0.25·t[2j+2] (clamped at the ends).
+    out[0] = 1.0 * t[0] + 0.75 * t[1] + 0.25 * t[2];
+    if n > 2 {
+        out[1] = 0.0 * t[0] + 0.25 * t[1] + 0.75 * t[2] + 0.75 * t[3] + 0.25 * t[4];
+    }
+    for (j, o) in out.iter_mut().enumerate().take(n - 1).skip(2) {
+        *o = 0.25 * t[2 * j - 1] + 0.75 * t[2 * j] + 0.75 * t[2 * j + 1] + 0.25 * t[2 * j + 2];
+    }
+    let j = n - 1;
+    let last = 0.25 * t[2 * j - 1] + 0.75 * t[2 * j] + 0.75 * t[2 * j + 1] + 0.25 * t[2 * j + 1];
+    out[j] = if n == 2 { 0.0 * t[0] + last } else { last };
 }
 
 /// Run `f(planes, count, out)` on blocks of whole planes in parallel: planes are independent,
@@ -293,6 +351,16 @@ mod tests {
         let a = interpolate_adjoint(&y, outer, [1, 5, 6], &maps);
         assert_eq!(a, interpolate_adjoint_serial(&y, outer, [1, 5, 6], &maps));
         assert_eq!(a.len(), x.len());
+        // The ×2 row kernels at their smallest widths (2 and 3), against the separable path.
+        for (h, w) in [(2, 3), (3, 2), (2, 2)] {
+            let maps = [AxisMap::identity(1), AxisMap::linear(h, 2 * h, Some(2.0), false), AxisMap::linear(w, 2 * w, None, false)];
+            assert!(is_linear_x2(&maps[1]) && is_linear_x2(&maps[2]));
+            let x: Vec<f32> = (0..3 * h * w).map(|i| (i as f32 * 0.53).sin()).collect();
+            let y = interpolate(&x, 3, [1, h, w], &maps);
+            assert_eq!(y, interpolate_serial(&x, 3, [1, h, w], &maps));
+            assert_eq!(interpolate_adjoint(&y, 3, [1, h, w], &maps), interpolate_adjoint_serial(&y, 3, [1, h, w], &maps));
+        }
+        assert!(!is_linear_x2(&AxisMap::linear(4, 8, None, true)) && !is_linear_x2(&AxisMap::nearest(4, 8, None)));
         // A 3-D map (not planar) goes through the separable path in blocks.
         let maps = [AxisMap::linear(2, 4, None, false), AxisMap::identity(3), AxisMap::linear(4, 8, None, true)];
         let x: Vec<f32> = (0..9 * 24).map(|i| (i as f32 * 0.21).cos()).collect();
