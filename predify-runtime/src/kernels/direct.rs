@@ -103,7 +103,9 @@ fn pack(c: &Corr, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
     p
 }
 
-/// Raw output pointer shared by the tasks; each writes only its own sample's rows.
+/// Raw output pointer shared by the tasks; each writes only its own (sample, row band)'s row
+/// segments, through slices of exactly those segments (bands of one sample interleave in
+/// memory, so no task may hold a slice of a whole sample).
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 // SAFETY: tasks write disjoint (sample, row band) regions of one live `&mut [f32]`.
@@ -137,11 +139,8 @@ fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option
         let rl = c.row_len();
         with_scratch(c.cin * rows * rl, |pad| {
             fill_padded(c, &input[n * in_len..][..in_len], y0, rows, pad);
-            // SAFETY: this task alone writes rows y0..y1 of sample n's planes (see OutPtr);
-            // `out` outlives the parallel loop.
-            let sample = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * out_len), out_len) };
             for co in (0..c.cout).step_by(CB) {
-                tiles(c, pad, rows, packed, bias, co, y0..y1, sample);
+                tiles(c, pad, rows, packed, bias, co, y0..y1, dst, n * out_len);
             }
         });
     });
@@ -177,9 +176,10 @@ fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32])
     }
 }
 
-/// Output channels `co..co+CB` (fewer at the end) of rows `ys`, all tiles of each row.
+/// Output channels `co..co+CB` (fewer at the end) of rows `ys`, all tiles of each row, into the
+/// sample whose planes start at `out + base`.
 #[allow(clippy::too_many_arguments)]
-fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: &mut [f32]) {
+fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: OutPtr, base: usize) {
     let nc = CB.min(c.cout - co);
     let mut b = [0f32; CB];
     if let Some(bias) = bias {
@@ -193,7 +193,10 @@ fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]
             tile(c, pad, rows, packed, co, nc, y - y0, x, &b, &mut acc);
             let n = XT.min(ow - x);
             for (j, a) in acc.iter().enumerate().take(nc) {
-                let dst = &mut out[((co + j) * oh + y) * ow + x..];
+                // SAFETY: `correlate` checked that the output holds every sample's planes, and
+                // only this task writes row y of this sample, so this row segment is in bounds
+                // and no other live reference overlaps it.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base + ((co + j) * oh + y) * ow + x), n) };
                 if n == XT {
                     // Constant length: inlined vector moves instead of a memcpy call per row.
                     dst[..XT].copy_from_slice(a);
