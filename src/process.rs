@@ -6,9 +6,10 @@
 /// Every timestep allocates fresh output tensors of the same sizes as the last one. With glibc's
 /// defaults, buffers above its (adaptive) mmap threshold are mapped and unmapped each time, and
 /// every first touch of a fresh page faults and is zeroed by the kernel: on the MNIST-scale
-/// benchmark that was ~14% of the CPU time (`sys`), gone with these settings (mmap threshold
-/// 32 MiB, trim threshold 128 MiB; larger buffers are still mapped, so peak memory does not grow).
-/// Returns whether the settings were applied (glibc on Linux only; elsewhere a no-op).
+/// benchmark that was ~14% of the CPU time (`sys`), ~4% with these settings (mmap threshold
+/// 32 MiB, trim threshold 128 MiB). Larger buffers are still mapped; the cost is that up to
+/// 128 MiB of freed memory may stay with the process. Returns whether the settings were applied
+/// (glibc on Linux only; elsewhere a no-op).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
