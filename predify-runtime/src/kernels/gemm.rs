@@ -142,8 +142,8 @@ impl DstPtr {
     }
 }
 
-/// One single-threaded `gemm` per thread on a block of the output: rows when there are many,
-/// else columns. `gemm`'s own parallel split was measured to leave up to half of the second
+/// One single-threaded `gemm` per thread on a block of the output, split along its longer side
+/// (rows or columns). `gemm`'s own parallel split was measured to leave up to half of the second
 /// core idle on this project's shapes (e.g. 64×576×12544 at 50 GFLOP/s on 2 threads against
 /// 58 on one; BENCHMARKS.md), where one serial product per core reaches ~2× the one-thread rate.
 fn split_across_threads(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
