@@ -11,6 +11,7 @@
 
 use super::conv::ConvShape;
 use super::scratch::with_scratch;
+use super::sync_ptr::SyncPtr;
 use rayon::prelude::*;
 
 /// Output channels per register tile.
@@ -103,22 +104,6 @@ fn pack(c: &Corr, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
     p
 }
 
-/// Raw output pointer shared by the tasks; each writes only its own (sample, row band)'s row
-/// segments, through slices of exactly those segments (bands of one sample interleave in
-/// memory, so no task may hold a slice of a whole sample).
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint (sample, row band) regions of one live `&mut [f32]`.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    // A method, so closures capture the whole (Send) wrapper rather than the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let [oh, ow] = c.output;
     let in_len = c.cin * c.input[0] * c.input[1];
@@ -130,7 +115,10 @@ fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option
     let bands = (4 * threads).div_ceil(batch).clamp(1, oh);
     let band_rows = oh.div_ceil(bands);
     let bands = oh.div_ceil(band_rows);
-    let dst = OutPtr(out.as_mut_ptr());
+    // Tasks write only their own (sample, row band)'s row segments, through slices of exactly
+    // those segments: bands of one sample interleave in memory, so no task may hold a slice
+    // of a whole sample.
+    let dst = SyncPtr::new(out);
     (0..batch * bands).into_par_iter().for_each(|item| {
         let (n, b) = (item / bands, item % bands);
         let y0 = b * band_rows;
@@ -179,7 +167,7 @@ fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32])
 /// Output channels `co..co+CB` (fewer at the end) of rows `ys`, all tiles of each row, into the
 /// sample whose planes start at `out + base`.
 #[allow(clippy::too_many_arguments)]
-fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: OutPtr, base: usize) {
+fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: SyncPtr<f32>, base: usize) {
     let nc = CB.min(c.cout - co);
     let mut b = [0f32; CB];
     if let Some(bias) = bias {

@@ -16,6 +16,7 @@
 use super::conv::ConvShape;
 use super::fft::{c32, Fft2};
 use super::phase::{self, AxisPhase};
+use super::sync_ptr::SyncPtr;
 use super::ConvGeometry;
 use rayon::prelude::*;
 
@@ -121,13 +122,6 @@ pub struct Spectra {
     data: Vec<c32>,
 }
 
-/// A raw pointer shared by rayon tasks that write disjoint elements through it.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut c32);
-// SAFETY: every user writes a set of elements no other task touches (documented at each use).
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-
 impl Spectra {
     /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`.
     pub fn build(plan: FftPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
@@ -138,16 +132,13 @@ impl Spectra {
         let rc = plan.phases * cb;
         let tl = plan.taps[0] * plan.taps[1];
         let mut data = vec![ZERO; bins * rc * cs];
-        let ptr = SyncPtr(data.as_mut_ptr());
+        let ptr = SyncPtr::new(&mut data);
         for (r, ph) in phases.iter().enumerate() {
             // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
             let sub = phase::sub_kernel(w, s, ph, true);
             (0..cb).into_par_iter().for_each_init(
                 || (fft.scratch(), vec![0f32; n * n], vec![ZERO; bins]),
                 |(sc, tile, spec), co| {
-                    // Capture the whole `SyncPtr` (not its raw, non-Send field).
-                    #[allow(clippy::redundant_locals)]
-                    let ptr = ptr;
                     for ci in 0..cs {
                         let k = &sub[(co * cs + ci) * tl..][..tl];
                         tile.fill(0.0);
@@ -159,7 +150,7 @@ impl Spectra {
                         for (b, v) in spec.iter().enumerate() {
                             // SAFETY: element (b, row) lies inside `data` (b < bins, row <
                             // rc·cs), and only the task for this `co` writes rows of `co`.
-                            unsafe { *ptr.0.add(b * rc * cs + row) = v.conj() };
+                            unsafe { *ptr.get().add(b * rc * cs + row) = v.conj() };
                         }
                     }
                 },
@@ -331,11 +322,8 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
     // Guards the unchecked accesses below (an invariant of the callers, cheap to keep).
     assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k, "per_bin_gemm: operand sizes");
-    let out = SyncPtr(dst.as_mut_ptr());
+    let out = SyncPtr::new(dst);
     (0..bins).into_par_iter().for_each(|b| {
-        // Capture the whole `SyncPtr` (not its raw, non-Send field).
-        #[allow(clippy::redundant_locals)]
-        let out = out;
         // SAFETY: lhs is the b-th [m×k] block of `spectra`; rhs and dst address elements
         // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (asserted
         // above); tasks for different b write disjoint elements of `dst`.
@@ -344,7 +332,7 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
                 m,
                 nt,
                 k,
-                out.0.add(b),
+                out.get().add(b),
                 bins as isize,
                 (nt * bins) as isize,
                 false,

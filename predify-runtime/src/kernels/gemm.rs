@@ -1,5 +1,7 @@
 //! Row-major single-precision matrix multiplication on top of the `gemm` crate.
 
+use super::sync_ptr::SyncPtr;
+
 /// A read-only row-major view `rows × cols` with an explicit row stride, optionally transposed.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
@@ -127,21 +129,6 @@ fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, 
     }
 }
 
-/// Raw destination pointer handed to the blocks of one product; each writes its own block.
-#[derive(Clone, Copy)]
-struct DstPtr(*mut f32);
-// SAFETY: the blocks of `split_across_threads` are disjoint sets of destination elements, and
-// `gemm` writes through the raw pointer only (no references to other blocks' elements).
-unsafe impl Send for DstPtr {}
-unsafe impl Sync for DstPtr {}
-
-impl DstPtr {
-    // A method, so closures capture the whole (Send) wrapper rather than the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// One single-threaded `gemm` per thread on a block of the output, split along its longer side
 /// (rows or columns). `gemm`'s own parallel split was measured to leave up to half of the second
 /// core idle on this project's shapes (e.g. 64×576×12544 at 50 GFLOP/s on 2 threads against
@@ -154,7 +141,9 @@ fn split_across_threads(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: 
     let by_rows = m >= n;
     let (len, align) = if by_rows { (m, 16) } else { (n, 8) };
     let block = len.div_ceil(threads).next_multiple_of(align).max(align);
-    let out = DstPtr(dst);
+    // The blocks are disjoint sets of destination elements; `gemm` writes through the raw
+    // pointer only.
+    let out = SyncPtr::from_raw(dst);
     (0..len.div_ceil(block)).into_par_iter().for_each(|i| {
         let (s, e) = (i * block, ((i + 1) * block).min(len));
         if by_rows {

@@ -17,6 +17,7 @@ pub mod phase;
 pub mod plan;
 pub mod pool;
 pub mod scratch;
+mod sync_ptr;
 pub mod upsample;
 
 pub use geometry::ConvGeometry;
