@@ -29,6 +29,15 @@ fn spec(cin: usize, cout: usize, k: usize, s: usize, p: usize) -> ConvSpec {
     }
 }
 
+/// Seconds per call of `f`, averaged over `reps` back-to-back calls.
+fn per_call(reps: usize, mut f: impl FnMut()) -> f64 {
+    let c = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    c.elapsed().as_secs_f64() / reps as f64
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -176,16 +185,8 @@ fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
         let g: Vec<f32> = (0..1024 * 784).map(|i| (i % 5) as f32 * 0.1).collect();
         let (mut f, mut a) = (Vec::new(), Vec::new());
         for _ in 0..5 {
-            let c = Instant::now();
-            for _ in 0..20 {
-                std::hint::black_box(interpolate(&x, 1024, [1, 14, 14], &maps));
-            }
-            f.push(c.elapsed().as_secs_f64() / 20.0);
-            let c = Instant::now();
-            for _ in 0..20 {
-                std::hint::black_box(interpolate_adjoint(&g, 1024, [1, 14, 14], &maps));
-            }
-            a.push(c.elapsed().as_secs_f64() / 20.0);
+            f.push(per_call(20, || drop(std::hint::black_box(interpolate(&x, 1024, [1, 14, 14], &maps)))));
+            a.push(per_call(20, || drop(std::hint::black_box(interpolate_adjoint(&g, 1024, [1, 14, 14], &maps)))));
         }
         println!("mnist upsample x2 [1024,14,14]: forward {:.3} ms, adjoint {:.3} ms", median(f) * 1e3, median(a) * 1e3);
         // Its first max pooling, 2×2 stride 2 on [64·8, 28, 28].
@@ -194,11 +195,7 @@ fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
         let x: Vec<f32> = (0..512 * 784).map(|i| ((i * 7919) % 1000) as f32 * 0.001).collect();
         let mut t = Vec::new();
         for _ in 0..5 {
-            let c = Instant::now();
-            for _ in 0..20 {
-                std::hint::black_box(max_pool_values(&x, 512, &g));
-            }
-            t.push(c.elapsed().as_secs_f64() / 20.0);
+            t.push(per_call(20, || drop(std::hint::black_box(max_pool_values(&x, 512, &g)))));
         }
         println!("mnist max pool 2x2 [512,28,28]: {:.3} ms", median(t) * 1e3);
     }
@@ -213,34 +210,22 @@ fn small_layers() -> Result<(), Box<dyn std::error::Error>> {
         let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         let reps = if batch == 1 { 5 } else { 50 };
         for _ in 0..5 {
-            let c = Instant::now();
-            for _ in 0..reps {
-                direct::big_to_small(&big, batch, &w, &s, None, &mut os);
-            }
-            t[0].push(c.elapsed().as_secs_f64() / reps as f64);
-            let c = Instant::now();
-            for _ in 0..reps {
+            t[0].push(per_call(reps, || direct::big_to_small(&big, batch, &w, &s, None, &mut os)));
+            t[1].push(per_call(reps, || {
                 if batched {
                     conv_batched::big_to_small(&big, batch, &w, &s, None, &mut os);
                 } else {
                     conv::big_to_small(&big, batch, &w, &s, &mut os);
                 }
-            }
-            t[1].push(c.elapsed().as_secs_f64() / reps as f64);
-            let c = Instant::now();
-            for _ in 0..reps {
-                direct::small_to_big(&small, batch, &w, &s, None, &mut ob);
-            }
-            t[2].push(c.elapsed().as_secs_f64() / reps as f64);
-            let c = Instant::now();
-            for _ in 0..reps {
+            }));
+            t[2].push(per_call(reps, || direct::small_to_big(&small, batch, &w, &s, None, &mut ob)));
+            t[3].push(per_call(reps, || {
                 if batched {
                     conv_batched::small_to_big(&small, batch, &w, &s, None, &mut ob);
                 } else {
                     conv::small_to_big(&small, batch, &w, &s, &mut ob);
                 }
-            }
-            t[3].push(c.elapsed().as_secs_f64() / reps as f64);
+            }));
         }
         let [a, b, c, d] = t.map(median);
         let gf = |t: f64| 2.0 * (batch * s.weight_len() * geom.small_len()) as f64 / t / 1e9;
