@@ -101,12 +101,14 @@ impl AxisMap {
 pub fn interpolate(x: &[f32], outer: usize, shape: [usize; 3], maps: &[AxisMap; 3]) -> Vec<f32> {
     let out_shape = [maps[0].output(), maps[1].output(), maps[2].output()];
     let planar = planar(shape, maps);
+    // Decided once per call, not per plane.
+    let x2 = planar && is_linear_x2(&maps[2]);
     by_plane_blocks(x, outer, shape, out_shape, |src, n, dst| {
         if planar {
             let (il, ol) = (shape[1] * shape[2], out_shape[1] * out_shape[2]);
             let mut tmp = vec![0f32; shape[1] * out_shape[2]];
             for (s, d) in src.chunks(il).zip(dst.chunks_mut(ol)) {
-                plane_2d(s, shape[2], &maps[1], &maps[2], &mut tmp, d);
+                plane_2d(s, shape[2], &maps[1], &maps[2], x2, &mut tmp, d);
             }
         } else {
             dst.copy_from_slice(&interpolate_serial(src, n, shape, maps));
@@ -118,12 +120,13 @@ pub fn interpolate(x: &[f32], outer: usize, shape: [usize; 3], maps: &[AxisMap; 
 pub fn interpolate_adjoint(g: &[f32], outer: usize, shape: [usize; 3], maps: &[AxisMap; 3]) -> Vec<f32> {
     let out_shape = [maps[0].output(), maps[1].output(), maps[2].output()];
     let planar = planar(shape, maps);
+    let x2 = planar && is_linear_x2(&maps[2]);
     by_plane_blocks(g, outer, out_shape, shape, |src, n, dst| {
         if planar {
             let (il, ol) = (shape[1] * shape[2], out_shape[1] * out_shape[2]);
             let mut tmp = vec![0f32; shape[1] * out_shape[2]];
             for (s, d) in src.chunks(ol).zip(dst.chunks_mut(il)) {
-                plane_2d_adjoint(s, out_shape[2], &maps[1], &maps[2], &mut tmp, d);
+                plane_2d_adjoint(s, out_shape[2], &maps[1], &maps[2], x2, &mut tmp, d);
             }
         } else {
             dst.copy_from_slice(&interpolate_adjoint_serial(src, n, shape, maps));
@@ -138,10 +141,10 @@ fn planar(shape: [usize; 3], maps: &[AxisMap; 3]) -> bool {
 }
 
 /// One `[H, W]` plane: W into the scratch `tmp` (`[H, OW]`), then H as row combinations
-/// (vectorisable); the separable path's arithmetic, without its per-axis allocations.
-fn plane_2d(src: &[f32], iw: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut [f32], dst: &mut [f32]) {
+/// (vectorisable); the separable path's arithmetic, without its per-axis allocations. `x2`:
+/// `mw` is [`is_linear_x2`].
+fn plane_2d(src: &[f32], iw: usize, mh: &AxisMap, mw: &AxisMap, x2: bool, tmp: &mut [f32], dst: &mut [f32]) {
     let ow = mw.output();
-    let x2 = is_linear_x2(mw);
     for (row, t) in src.chunks(iw).zip(tmp.chunks_mut(ow)) {
         if x2 {
             linear_x2_row(row, t);
@@ -162,7 +165,7 @@ fn plane_2d(src: &[f32], iw: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut [f32],
 
 /// The adjoint of [`plane_2d`] in the separable path's order (H, then W): `g` is `[OH, OW]`,
 /// `dst` (`[H, W]`) is overwritten; `tmp` is scratch of `[H, OW]`.
-fn plane_2d_adjoint(g: &[f32], ow: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut [f32], dst: &mut [f32]) {
+fn plane_2d_adjoint(g: &[f32], ow: usize, mh: &AxisMap, mw: &AxisMap, x2: bool, tmp: &mut [f32], dst: &mut [f32]) {
     tmp.fill(0.0);
     for (oh, gr) in g.chunks(ow).enumerate() {
         let (a, b) = (mh.w0[oh], mh.w1[oh]);
@@ -174,7 +177,7 @@ fn plane_2d_adjoint(g: &[f32], ow: usize, mh: &AxisMap, mw: &AxisMap, tmp: &mut 
         }
     }
     let iw = mw.input;
-    if is_linear_x2(mw) {
+    if x2 {
         for (t, out) in tmp.chunks(ow).zip(dst.chunks_mut(iw)) {
             linear_x2_row_adjoint(t, out);
         }
