@@ -11,6 +11,7 @@
 //! object with the same fields as `predify-bench --json` where they apply (`timestep_s` is the
 //! median of the K timed steps, each ended by a device synchronisation).
 
+use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use predify::zoo::vgg16::{PVgg16, Vgg16};

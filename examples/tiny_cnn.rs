@@ -5,6 +5,7 @@
 //! The backbone and predictor weights are random (seeded draws through a `VarMap`); the point is
 //! to show the wiring and the dynamics end to end on CPU in a second.
 
+use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use predify::runtime::layers::{Conv, Linear, MaxPool};

@@ -7,12 +7,16 @@
 
 extern crate self as predify;
 
+#[cfg(feature = "data")]
 pub mod data;
+#[cfg(feature = "train")]
+pub mod eval;
 #[cfg(feature = "onnx")]
 pub mod onnx;
-pub mod eval;
 pub mod process;
+#[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
 pub mod tune;
 pub mod zoo;
 
@@ -68,14 +72,16 @@ pub use candle_nn;
 /// - Any other field is one layer.
 /// - Every layer is called as a [`candle_core::Module`], by method syntax with `Module` in
 ///   scope: concrete layers (`candle_nn::Conv2d`, the runtime's
-///   [`runtime::layers`]), `Box<dyn Module>` for heterogeneous lists, `candle_nn::Func` for
+///   [`runtime::layers`]), `Box<dyn Module + Send + Sync>` for heterogeneous lists (the
+///   bounds keep the predified model `Send + Sync`, so one model serves many threads),
+///   `candle_nn::Func` for
 ///   anything else (a max-pool, a flatten: [`runtime::layers::Flatten`] or
 ///   `Func::new(|x| x.flatten_from(1))`). A type with an inherent `forward(&Tensor)` method is
 ///   called through that method, as Rust's method resolution does.
 /// - A field marked `#[predify(module_t)]` is called as `ModuleT::forward_t(x, false)`
 ///   (evaluation mode), for layers such as `candle_nn::BatchNorm` that only implement `ModuleT`.
 ///
-/// The output of the last field is the logits. A VGG is `features: [Box<dyn Module>; 31]`,
+/// The output of the last field is the logits. A VGG is `features: [Box<dyn Module + Send + Sync>; 31]`,
 /// `flatten`, `classifier: Vec<...>`; an EfficientNet is `conv_stem`, `bn1`, `act1`,
 /// `blocks: [_; 7]`, `conv_head`, ... (see `templates/` and `tests/macro_templates.rs`).
 ///
@@ -100,23 +106,45 @@ pub use candle_nn;
 ///
 /// # What is generated
 ///
-/// The struct unchanged, plus a type named by the spec (`PVgg16` below; `Backbone` stands for
-/// the annotated struct):
+/// The struct unchanged, plus a type named by the spec (`PTinyCnn` below; `Backbone` stands for
+/// the annotated struct) with its constructors and consts, and an implementation of
+/// [`Predified`], the network contract whose provided methods are the whole run-time API:
 ///
-/// | item | what it does |
-/// |---|---|
-/// | `NAME`, `SPEC_TOML`, `ATTACH_POINTS`, `NUM_PCODERS`, `INPUT_SIZE` | the spec (TOML text; inline specs are rendered) |
-/// | `spec() -> Result<Spec>` | the validated spec |
-/// | `new(backbone, vb)` | probes the attach points' shapes with one zero sample of `input_size` on `vb.device()`, then loads the pcoders from `vb` at the network root: predictor weights under Predify's names `pcoder{i}.pmodule.*`, √C from `pcoder{i}.C_sqrt` if present ([`CSqrtSource::CheckpointOrExact`]) |
-/// | `with_c_sqrt(backbone, vb, c_sqrt)` | the same with another [`CSqrtSource`] |
-/// | `backbone()`, `pnet()`, `pnet_mut()`, `into_parts()` | the parts |
-/// | `new_state(&input) -> State` | a fresh state for a batch; read `rep`, `prd`, `prediction_error` of each pcoder and the per-timestep `trace()` from it |
-/// | `step(&mut state) -> logits` | one timestep = one backbone pass with every pcoder firing |
-/// | `step_inspect(&mut state, \|i, ff\| ..)` | the same, showing each pcoder's feedforward drive |
-/// | `run(&input, T) -> (Vec<logits>, State)` | T timesteps on a fresh state; `run_state(&mut state, T)` continues one |
-/// | `forward_plain(&input)` | the backbone alone |
-/// | `hyperparameters(i)`, `set_hyperparameters(i, h)`, `logits(i)`, `set_logits(i, l)` | β/λ/α of pcoder `i` (0-based), as values or Predify's learnable logits |
-/// | `feedback_vars()`, `reconstruction_grads(&state)` | the predictor parameters as `Var`s (Predify's names) and Predify's feedback-training loss and gradients |
+/// | item | signature | what it does |
+/// |---|---|---|
+/// | consts | `NAME: &str`, `SPEC_TOML: &str`, `ATTACH_POINTS: &[&str]`, `NUM_PCODERS: usize`, `INPUT_SIZE: &[usize]` | the spec (TOML text; inline specs are rendered) |
+/// | `spec` | `fn spec() -> Result<Spec>` | the validated spec |
+/// | `new` | `fn new(backbone: Backbone, vb: VarBuilder) -> Result<Self>` | probes the attach points' shapes with one zero sample of `input_size` on `vb.device()`, then loads the pcoders from `vb` (see *Weights*); √C from `pcoder{i}.C_sqrt` if present, else exact ([`CSqrtSource::CheckpointOrExact`]) |
+/// | `with_c_sqrt` | `fn with_c_sqrt(backbone: Backbone, vb: VarBuilder, c_sqrt: CSqrtSource) -> Result<Self>` | the same with another source of √C |
+/// | parts | `fn backbone(&self) -> &Backbone`, `fn into_parts(self) -> (Backbone, PNet)` | the backbone; the parts |
+/// | [`Predified::pnet`], [`Predified::pnet_mut`] | `fn pnet(&self) -> &PNet` | the pcoders (shapes, predictors, hyperparameters) |
+/// | [`Predified::new_state`] | `fn new_state(&self, input: &Tensor) -> Result<State>` | a fresh state for a batch; read `rep`, `prd`, `prediction_error` of each pcoder and the per-timestep `trace()` from it |
+/// | [`Predified::step`] | `fn step(&self, state: &mut State) -> Result<Tensor>` | one timestep = one backbone pass with every pcoder firing; the logits |
+/// | [`Predified::step_inspect`] | `fn step_inspect<F: FnMut(usize, &Tensor)>(&self, state: &mut State, on_ff: F) -> Result<Tensor>` | the same, calling `on_ff(i, ff)` with pcoder `i`'s feedforward drive |
+/// | [`Predified::run`] | `fn run(&self, input: &Tensor, timesteps: usize) -> Result<(Vec<Tensor>, State)>` | `timesteps` timesteps on a fresh state: the logits of each, and the state |
+/// | [`Predified::run_state`] | `fn run_state(&self, state: &mut State, timesteps: usize) -> Result<Vec<Tensor>>` | continue a state |
+/// | [`Predified::forward_plain`] | `fn forward_plain(&self, input: &Tensor) -> Result<Tensor>` | the backbone alone |
+/// | [`Predified::feedforward_taps`] | `fn feedforward_taps(&self, input: &Tensor) -> Result<Vec<Tensor>>` | every attach point's output without the pcoders firing |
+/// | hyperparameters | `fn hyperparameters(&self, i: usize) -> Result<Hyperparameters>`, `set_hyperparameters(&mut self, i, h)`, `logits(&self, i) -> Result<HyperLogits>`, `set_logits(&mut self, i, l)` | β/λ/α of pcoder `i` (0-based), as values or Predify's learnable logits |
+/// | feedback weights | `fn feedback_vars(&self) -> Vec<(String, Var)>`, `fn reconstruction_grads(&self, state: &State) -> Result<ReconstructionGrads>` | the predictor parameters by Predify's names, and Predify's feedback-training loss and gradients |
+///
+/// `Result` is [`predify::Result`](Result), `Tensor`/`Var` Candle's, `VarBuilder` candle-nn's.
+/// Bring the trait into scope to call its methods (`use predify::Predified;` or
+/// `use predify::prelude::*;`). On a spec error the macro still emits the type, with bodies
+/// that never run, so that the only errors reported are the spec's.
+///
+/// # Weights
+///
+/// `new` reads each predictor parameter from `vb` (positioned at the network root) under
+/// Predify's name `pcoder{i}.pmodule.{param}` (`i` from 1) when the predictor is one layer, and
+/// `pcoder{i}.pmodule.{j}.{param}` when it is a sequence (`j` the layer's index in it, as in a
+/// PyTorch `nn.Sequential`; the default predictor is `[Upsample, ConvTranspose2d]` where the
+/// size changes, so its weight is `pmodule.1.weight`). What happens to a name `vb` lacks is
+/// `vb`'s choice: a `VarBuilder` over a `VarMap` creates it with PyTorch's default
+/// initialisation (uniform ±1/√fan_in), one over a checkpoint (`from_mmaped_safetensors`)
+/// returns an error naming it. Shapes are PyTorch's: a `ConvTranspose` weight is
+/// `[in_channels, out_channels/groups, k…]`, a `Conv` weight `[out_channels, in_channels/groups,
+/// k…]`, biases `[out_channels]`. Gradient-scaled pcoders read √C from `pcoder{i}.C_sqrt`.
 ///
 /// The generated code uses absolute paths (`::predify::runtime`, `::predify::candle_core`,
 /// `::predify::candle_nn`) and `__predify_`-prefixed local names, so depend on `predify` (not
@@ -129,7 +157,7 @@ pub use candle_nn;
 /// ```
 /// use predify::candle_core::{DType, Device, Module, Tensor};
 /// use predify::candle_nn::{self as nn, Func, VarBuilder, VarMap};
-/// use predify::predify;
+/// use predify::prelude::*; // the macro and the `Predified` trait
 /// use predify::runtime::layers::Flatten;
 ///
 /// #[predify(
@@ -143,7 +171,7 @@ pub use candle_nn;
 ///     ],
 /// )]
 /// struct TinyCnn {
-///     features: Vec<Box<dyn Module>>,
+///     features: Vec<Box<dyn Module + Send + Sync>>,
 ///     flatten: Flatten,
 ///     classifier: nn::Linear,
 ///     #[predify(skip)]
@@ -153,7 +181,7 @@ pub use candle_nn;
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     let varmap = VarMap::new(); // random weights; use VarBuilder::from_mmaped_safetensors for a checkpoint
 ///     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-///     let conv = |cin, cout, path: &str| -> predify::candle_core::Result<Box<dyn Module>> {
+///     let conv = |cin, cout, path: &str| -> predify::candle_core::Result<Box<dyn Module + Send + Sync>> {
 ///         let cfg = nn::Conv2dConfig { padding: 2, ..Default::default() };
 ///         Ok(Box::new(nn::conv2d(cin, cout, 5, cfg, vb.pp(path))?))
 ///     };
@@ -193,4 +221,11 @@ pub use candle_nn;
 /// ```
 pub use predify_macros::predify;
 
-pub use predify_runtime::{CSqrtSource, Error, HyperLogits, Hyperparameters, PNet, Result, State};
+pub use predify_runtime::{CSqrtSource, Error, HyperLogits, Hyperparameters, PNet, Predified, Result, State};
+
+/// What code using predified networks imports: `use predify::prelude::*;`.
+pub mod prelude {
+    pub use crate::predify;
+    pub use predify_runtime::chain::Segmented;
+    pub use predify_runtime::{CSqrtSource, Hyperparameters, Predified};
+}

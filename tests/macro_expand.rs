@@ -71,3 +71,48 @@ fn predify_expand_command_prints_the_expansion() {
     });
     assert_eq!(body, Some(expand_input().as_str()));
 }
+
+/// A crate outside this workspace, laid out by the test: `Cargo.toml`, `spec/net.toml` and
+/// `src/model.rs` with `#[predify(spec = "spec/net.toml")]`, the spec written by `spec_text`.
+fn outside_crate(tag: &str, spec_text: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("predify-expand-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("spec")).unwrap();
+    std::fs::write(root.join("Cargo.toml"), "[package]\nname = \"outside\"\nversion = \"0.1.0\"\n").unwrap();
+    std::fs::write(root.join("spec/net.toml"), spec_text).unwrap();
+    let model = "use predify::predify;\n#[predify(spec = \"spec/net.toml\")]\npub struct Net {\n    conv: predify::candle_nn::Conv2d,\n    relu: predify::candle_nn::Activation,\n}\n";
+    std::fs::write(root.join("src/model.rs"), model).unwrap();
+    root
+}
+
+fn expand_from_elsewhere(file: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_predify"))
+        .arg("expand")
+        .arg(file)
+        .current_dir(std::env::temp_dir()) // neither the workspace nor the outside crate
+        .output()
+        .expect("running predify expand")
+}
+
+/// `spec = "..."` resolves against the annotated file's crate, not the current directory; an
+/// expansion with errors still prints but exits 1.
+#[test]
+fn predify_expand_resolves_specs_in_the_files_crate_and_fails_on_errors() {
+    let good = "name = \"PNet\"\ninput_size = [1, 8, 8]\n[[pcoders]]\nmodule = \"relu\"\npredictor = \"ConvTranspose2d(4, 1, kernel_size=3, padding=1)\"\n";
+    let root = outside_crate("good", good);
+    let out = expand_from_elsewhere(&root.join("src/model.rs"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("PNet") && !stdout.contains("compile_error"), "{stdout}");
+
+    let bad = good.replace("module = \"relu\"", "module = \"relux\"");
+    let root_bad = outside_crate("bad", &bad);
+    let out = expand_from_elsewhere(&root_bad.join("src/model.rs"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}");
+    assert!(stdout.contains("compile_error") && stdout.contains("relux"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("contain errors"));
+    let _ = std::fs::remove_dir_all(root);
+    let _ = std::fs::remove_dir_all(root_bad);
+}

@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
+use predify::Predified;
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Func, VarBuilder};
@@ -15,7 +16,7 @@ use predify::predify;
 use predify::runtime::layers::{Conv, Flatten, Linear, MaxPool, Relu};
 use predify::runtime::optim::Sgd;
 use predify::runtime::sequential::Op;
-use predify::runtime::{PNet, ReconstructionGrads, State};
+
 use predify::spec::{AttachPoint, Spec};
 
 
@@ -117,47 +118,24 @@ struct Tiny2dTrain {
     classifier: Vec<Linear>,
 }
 
-// ---- the generated API, behind one trait so one checker serves every type ----
+// ---- the generated constructors, behind one trait so one checker serves every type (the
+// rest of the API is `predify::Predified`) ----
 
-trait Predified: Sized {
+trait Generated: Predified + Sized {
     type Backbone;
     fn build(backbone: Self::Backbone, vb: VarBuilder) -> predify::Result<Self>;
     fn the_spec() -> predify::Result<Spec>;
-    fn the_pnet(&self) -> &PNet;
-    fn state(&self, input: &Tensor) -> predify::Result<State>;
-    fn step_ff(&self, st: &mut State, f: &mut dyn FnMut(usize, &Tensor)) -> predify::Result<Tensor>;
-    fn plain(&self, input: &Tensor) -> predify::Result<Tensor>;
-    fn grads(&self, st: &State) -> predify::Result<ReconstructionGrads>;
-    fn vars(&self) -> Vec<(String, candle_core::Var)>;
 }
 
 macro_rules! predified {
     ($t:ty, $b:ty) => {
-        impl Predified for $t {
+        impl Generated for $t {
             type Backbone = $b;
             fn build(backbone: $b, vb: VarBuilder) -> predify::Result<Self> {
                 <$t>::new(backbone, vb)
             }
             fn the_spec() -> predify::Result<Spec> {
                 <$t>::spec()
-            }
-            fn the_pnet(&self) -> &PNet {
-                self.pnet()
-            }
-            fn state(&self, input: &Tensor) -> predify::Result<State> {
-                self.new_state(input)
-            }
-            fn step_ff(&self, st: &mut State, f: &mut dyn FnMut(usize, &Tensor)) -> predify::Result<Tensor> {
-                self.step_inspect(st, f)
-            }
-            fn plain(&self, input: &Tensor) -> predify::Result<Tensor> {
-                self.forward_plain(input)
-            }
-            fn grads(&self, st: &State) -> predify::Result<ReconstructionGrads> {
-                self.reconstruction_grads(st)
-            }
-            fn vars(&self) -> Vec<(String, candle_core::Var)> {
-                self.feedback_vars()
             }
         }
     };
@@ -212,7 +190,7 @@ fn array<const N: usize>(v: Vec<Box<dyn Module>>) -> Result<[Box<dyn Module>; N]
 
 
 /// Builds `M` from `backbone` and the fixture's weights and compares everything recorded.
-fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec) -> Result<Checker> {
+fn check<M: Generated>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec) -> Result<Checker> {
     let mut ck = Checker::new(&fx.name);
     let spec = M::the_spec()?;
     if spec != *expected_spec {
@@ -220,20 +198,20 @@ fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec
     }
     let vb = VarBuilder::from_tensors(fx.tensors.clone(), DType::F32, &common::device::device()?);
     let model = M::build(backbone, vb)?;
-    let n = model.the_pnet().len();
+    let n = model.pnet().len();
     let input = fx.tensor("input")?.clone();
-    ck.tensor("plain.logits", &model.plain(&input)?, fx.tensor("plain.logits")?);
+    ck.tensor("plain.logits", &model.forward_plain(&input)?, fx.tensor("plain.logits")?);
 
     let random_init = fx.meta["random_init"].as_bool().unwrap_or(false);
     let passes = fx.meta["backbone_passes"].as_u64().ok_or_else(|| anyhow!("backbone_passes missing"))? as usize;
-    let mut st = model.state(&input)?;
+    let mut st = model.new_state(&input)?;
     if random_init {
         let reps = (1..=n).map(|i| fx.tensor(&format!("t0.pcoder{i}.rep")).cloned()).collect::<Result<Vec<_>>>()?;
         st = st.with_initial_reps(reps);
     }
     for t in 0..passes {
         let mut ffs: Vec<Tensor> = Vec::new();
-        let logits = model.step_ff(&mut st, &mut |_, ff| ffs.push(ff.clone()))?;
+        let logits = model.step_inspect(&mut st, |_, ff| ffs.push(ff.clone()))?;
         if ffs.len() != n {
             ck.failures.push(format!("{}: t{t}: {} feedforward drives for {n} pcoders", fx.name, ffs.len()));
         }
@@ -255,7 +233,7 @@ fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec
 
     if fx.meta["mode"].as_str() == Some("train") {
         let tr = &fx.meta["training"];
-        let g = model.grads(&st)?;
+        let g = model.reconstruction_grads(&st)?;
         ck.scalar("train.loss", g.loss, fx.tensor("train.loss")?)?;
         for (name, grad) in &g.grads {
             ck.tensor(&format!("train.grad.{name}"), grad, fx.tensor(&format!("train.grad.{name}"))?);
@@ -265,7 +243,7 @@ fn check<M: Predified>(fx: &Fixture, backbone: M::Backbone, expected_spec: &Spec
             tr["weight_decay"].as_f64().unwrap_or(0.0),
             tr["momentum"].as_f64().unwrap_or(0.0),
         );
-        let vars = model.vars();
+        let vars = model.feedback_vars();
         sgd.step(&vars, &g.grads)?;
         for (name, var) in &vars {
             ck.tensor(&format!("after.{name}"), var.as_tensor(), fx.tensor(&format!("after.{name}"))?);

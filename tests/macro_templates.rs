@@ -2,6 +2,7 @@
 //! (the `#[predify]` checks run on them at compile time), say what Predify's networks say, and
 //! build and run at full size (224×224) on random weights.
 
+use predify::Predified;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{self as nn, Func, VarBuilder, VarMap};
 use predify::predify;

@@ -4,6 +4,8 @@
 
 mod common;
 
+use predify::runtime::chain::Segmented;
+use predify::Predified;
 use anyhow::{anyhow, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -49,7 +51,7 @@ fn check(name: &str) -> Result<Checker> {
         st = st.with_initial_reps(reps);
     }
     for t in 0..passes {
-        let logits = model.pass(&mut st)?;
+        let logits = model.step(&mut st)?;
         ck.tensor(&format!("t{t}.logits"), &logits, fx.tensor(&format!("t{t}.logits"))?);
         for i in 0..n {
             let p = format!("t{t}.pcoder{}", i + 1);
@@ -60,7 +62,7 @@ fn check(name: &str) -> Result<Checker> {
             ck.scalar(&format!("{p}.prediction_error"), s.prediction_error, fx.tensor(&format!("{p}.prediction_error"))?)?;
             if fx.has(&format!("{p}.ff")) {
                 let below = if i == 0 { input.clone() } else { st.rep(i - 1).cloned().ok_or_else(|| anyhow!("no rep"))? };
-                let ff = model.feedforward_to(i, &below)?;
+                let ff = model.segment_forward(i, &below)?;
                 ck.tensor(&format!("{p}.ff"), &ff, fx.tensor(&format!("{p}.ff"))?);
             }
         }

@@ -1,6 +1,7 @@
 //! The runtime's public API on a small network: state handling, hyperparameters, √C, and every
 //! misuse reported as an error that names the pcoder and the shapes.
 
+use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use predify::runtime::layers::{Conv, Linear, MaxPool};
@@ -71,8 +72,8 @@ fn one_model_serves_independent_states() {
     let mut b = m.pnet().new_state(x.clone()).unwrap();
     let mut other = m.pnet().new_state(input(3)).unwrap();
     for _ in 0..3 {
-        m.pass(&mut b).unwrap();
-        m.pass(&mut other).unwrap();
+        m.step(&mut b).unwrap();
+        m.step(&mut other).unwrap();
     }
     assert_eq!(a.trace(), b.trace());
 }
@@ -161,7 +162,7 @@ fn random_init_is_seeded_and_initial_reps_can_be_injected() {
     let x = input(2);
     let run = |seed| {
         let mut st = m.pnet().new_state(x.clone()).unwrap().with_random_init(seed);
-        m.pass(&mut st).unwrap();
+        m.step(&mut st).unwrap();
         st.rep(0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
     assert_eq!(run(7), run(7));
@@ -169,11 +170,11 @@ fn random_init_is_seeded_and_initial_reps_can_be_injected() {
     let r0 = Tensor::ones((2, 4, 8, 8), DType::F32, &Device::Cpu).unwrap();
     let r1 = Tensor::ones((2, 6, 4, 4), DType::F32, &Device::Cpu).unwrap();
     let mut st = m.pnet().new_state(x.clone()).unwrap().with_initial_reps(vec![r0, r1.clone()]);
-    m.pass(&mut st).unwrap();
+    m.step(&mut st).unwrap();
     assert_eq!(st.rep(1).unwrap().to_vec3::<f32>().ok(), None); // rank 4, sanity of accessor
     assert_eq!(st.rep(1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 2.0 * 6.0 * 16.0);
     let mut st = m.pnet().new_state(x).unwrap().with_initial_reps(vec![r1]);
-    let e = m.pass(&mut st).unwrap_err().to_string();
+    let e = m.step(&mut st).unwrap_err().to_string();
     assert!(e.contains("pcoder1") && e.contains("initial representation"), "{e}");
 }
 

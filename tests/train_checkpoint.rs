@@ -4,6 +4,7 @@
 
 mod train_common;
 
+use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use predify::train::checkpoint::write_atomic;
 use predify::train::{Checkpoint, Error, OptimizerConfig, TrainConfig, Trainer};
@@ -232,7 +233,7 @@ fn the_fast_timestep0_path_equals_the_runtime_reconstruction_grads() {
     let x = predify::train::gather(&data, &(0..12).collect::<Vec<_>>(), &Device::Cpu).unwrap().0;
     let fast = predify::train::timestep0_grads(&net, &x).unwrap();
     let mut st = net.pnet().new_state(x.clone()).unwrap();
-    net.pass(&mut st).unwrap();
+    net.step(&mut st).unwrap();
     let slow = net.pnet().reconstruction_grads(&st).unwrap();
     assert_eq!(fast.per_pcoder, slow.per_pcoder);
     assert_eq!(fast.grads.len(), slow.grads.len());

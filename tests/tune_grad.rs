@@ -6,8 +6,10 @@ mod train_common;
 
 use candle_core::{DType, Device, Module, Tensor};
 use predify::runtime::{HyperLogits, Hyperparameters};
-use predify::train::{Predified, Rng};
-use predify::tune::{self, hyper_grads, unroll, Segmented, TuneConfig};
+use predify::runtime::chain::Segmented;
+use predify::train::Rng;
+use predify::Predified;
+use predify::tune::{self, hyper_grads, unroll, TuneConfig};
 use train_common::{synthetic_set, tiny_net};
 
 fn batch(n: usize, seed: u64, sigma: f32) -> (Tensor, Vec<u8>) {
@@ -36,7 +38,7 @@ fn unrolled_forward_matches_the_runtime() {
         let mut net = tiny_net("PTiny", extra, 1);
         set_hyper(&mut net, &[Hyperparameters { feedforward: 0.2, feedback: 0.3, pc: 0.4 }, Hyperparameters { feedforward: 0.5, feedback: 0.1, pc: 0.2 }]);
         let (x, _) = batch(6, 1, 0.5);
-        let logits = Predified::run(&net, &x, 5).unwrap();
+        let (logits, _) = Predified::run(&net, &x, 5).unwrap();
         let tape = unroll(&net, &x, 5, None).unwrap();
         for (t, (a, b)) in tape.iter().zip(&logits).enumerate() {
             let e = max_rel(&a.logits, b);

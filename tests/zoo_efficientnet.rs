@@ -8,6 +8,7 @@
 //! - The feedforward shapes at the eight tap points are PEfficientNetB0's.
 //! - The predified network runs two timesteps at batch 2 on 224×224 (random weights).
 
+use predify::Predified;
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};

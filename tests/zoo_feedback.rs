@@ -3,6 +3,7 @@
 //! `scripts/make_pth_fixtures.py` in torch.save's zip format) and safetensors files, into
 //! `pcoder{i}.pmodule.*` tensors that a predified network loads.
 
+use predify::Predified;
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};

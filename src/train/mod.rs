@@ -9,11 +9,10 @@
 //! ([`checkpoint::Checkpoint`]) are written atomically and resuming from one continues exactly
 //! where it stopped (same weights, bit for bit, as a run that was never interrupted).
 //!
-//! Each batch is cut into [`TrainConfig::chunks`] parts computed in parallel. Networks that
-//! can report their feedforward drives without firing the pcoders
-//! ([`Predified::feedforward_taps`]; `PMnist8` and `PredifiedSequential` can) skip the
-//! pcoders' dynamics at timestep 0 and compute the same loss and gradients with
-//! [`reconstruction_grads_at`]; others run timestep 0 on a state.
+//! Each batch is cut into [`TrainConfig::chunks`] parts computed in parallel. Timestep 0 needs
+//! no dynamics: the representations are the feedforward drives
+//! ([`Predified::feedforward_taps`]), and the loss and gradients come from
+//! [`predify_runtime::PNet::reconstruction_grads_at`].
 //!
 //! ```no_run
 //! use predify::train::{Trainer, TrainConfig};
@@ -28,16 +27,15 @@
 //! ```
 
 pub mod checkpoint;
-mod net;
 pub mod rng;
 pub mod supervised;
 
 pub use checkpoint::{Checkpoint, Position};
-pub use net::Predified;
 pub use rng::Rng;
 
 use crate::data::mnist::MnistSet;
 use candle_core::{Device, Tensor, Var};
+use predify_runtime::Predified;
 use predify_runtime::optim::{Adam, CosineWarmRestarts, Optimizer, RmsProp, Sgd};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -517,51 +515,11 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
     }
 }
 
-/// Predify's feedback-training loss and gradients at timestep 0 for the batch `x`: from the
-/// network's feedforward taps when it has them ([`Predified::feedforward_taps`], then
-/// [`reconstruction_grads_at`]), else by running timestep 0 on a state and calling
-/// [`predify_runtime::PNet::reconstruction_grads`]. Both give the same values.
+/// Predify's feedback-training loss and gradients at timestep 0 for the batch `x`: the
+/// network's feedforward taps are the representations at timestep 0, so no dynamics run
+/// ([`predify_runtime::PNet::reconstruction_grads_at`]).
 pub fn timestep0_grads<M: Predified + ?Sized>(model: &M, x: &Tensor) -> predify_runtime::Result<predify_runtime::ReconstructionGrads> {
-    match model.feedforward_taps(x)? {
-        Some(reps) => reconstruction_grads_at(model.pnet(), x, &reps),
-        None => {
-            let mut st = model.new_state(x)?;
-            model.step(&mut st)?;
-            model.pnet().reconstruction_grads(&st)
-        }
-    }
-}
-
-/// [`predify_runtime::PNet::reconstruction_grads`] for given representations `reps[i]` (the
-/// feedforward drives at timestep 0) and input `x`: `Σ_i MSE(P_i(reps[i]), reps[i−1])` with
-/// `x` as the first target, and its gradient w.r.t. every predictor parameter. A non-finite
-/// representation or loss is [`predify_runtime::Error::NonFinite`] naming the pcoder.
-pub fn reconstruction_grads_at(pnet: &predify_runtime::PNet, x: &Tensor, reps: &[Tensor]) -> predify_runtime::Result<predify_runtime::ReconstructionGrads> {
-    use predify_runtime::Error as E;
-    if reps.len() != pnet.len() {
-        return Err(E::Usage(format!("{}: {} representations for {} pcoders", pnet.name(), reps.len(), pnet.len())));
-    }
-    let mut per_pcoder = Vec::with_capacity(reps.len());
-    let mut grads = Vec::new();
-    for (i, pc) in pnet.pcoders().iter().enumerate() {
-        let rep = &reps[i];
-        if !predify_runtime::tensor_io::all_finite(rep)? {
-            return Err(E::NonFinite { pcoder: pc.number(), what: "the representation", timestep: 0 });
-        }
-        let target = if i == 0 { x } else { &reps[i - 1] };
-        let (prd, trace) = pc.predictor().forward_traced(rep)?;
-        let diff = (&prd - target)?;
-        let numel = diff.elem_count() as f64;
-        let loss = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
-        if !loss.is_finite() {
-            return Err(E::NonFinite { pcoder: pc.number(), what: "the reconstruction loss", timestep: 0 });
-        }
-        per_pcoder.push(loss);
-        let (_, g) = pc.predictor().backward(&trace, &diff.affine(2.0 / numel, 0.0)?)?;
-        grads.extend(g.into_iter().map(|(n, t)| (format!("pcoder{}.{n}", pc.number()), t)));
-    }
-    let loss = per_pcoder.iter().sum();
-    Ok(predify_runtime::ReconstructionGrads { loss, per_pcoder, grads })
+    model.pnet().reconstruction_grads_at(x, &model.feedforward_taps(x)?)
 }
 
 /// Mean reconstruction loss of each pcoder at timestep 0 over the first `limit` images of
@@ -575,21 +533,14 @@ pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &MnistSet, limit
         .map(|&s| {
             let idx: Vec<usize> = (s..(s + batch_size).min(n)).collect();
             let (x, _) = gather(set, &idx, &Device::Cpu)?;
-            let losses: Vec<f32> = match model.feedforward_taps(&x)? {
-                Some(reps) => (0..k)
-                    .map(|i| {
-                        let target = if i == 0 { &x } else { &reps[i - 1] };
-                        let prd = model.pnet().pcoders()[i].predictor().forward(&reps[i])?;
-                        Ok((prd - target)?.sqr()?.mean_all()?.to_scalar::<f32>()?)
-                    })
-                    .collect::<Result<_>>()?,
-                None => {
-                    let mut st = model.new_state(&x)?;
-                    model.step(&mut st)?;
-                    // At timestep 0 each pcoder's prediction error is its reconstruction loss.
-                    (0..k).map(|i| st.prediction_error(i).unwrap_or(f32::NAN)).collect()
-                }
-            };
+            let reps = model.feedforward_taps(&x)?;
+            let losses: Vec<f32> = (0..k)
+                .map(|i| {
+                    let target = if i == 0 { &x } else { &reps[i - 1] };
+                    let prd = model.pnet().pcoders()[i].predictor().forward(&reps[i])?;
+                    Ok((prd - target)?.sqr()?.mean_all()?.to_scalar::<f32>()?)
+                })
+                .collect::<Result<_>>()?;
             Ok((losses.iter().map(|&l| l as f64 * idx.len() as f64).collect(), idx.len()))
         })
         .collect();

@@ -18,142 +18,13 @@
 //! [`predify_runtime::PNet::fire`] computes them; a test checks the logits agree.
 
 use crate::eval::Noise;
-use crate::train::{epoch_order, gather, progress_bar, Error, Predified, Result, Rng};
+use crate::train::{epoch_order, gather, progress_bar, Error, Result, Rng};
 use candle_core::{DType, Device, Tensor, Var, D};
-use predify_runtime::layers::{Conv, Linear, MaxPool};
+use predify_runtime::chain::Segmented;
+use predify_runtime::dynamics::{self, UpdateCoeffs};
 use predify_runtime::optim::{Adam, Optimizer};
-use predify_runtime::sequential::{Op, PredifiedSequential};
-use predify_runtime::{HyperLogits, Hyperparameters, PNet};
+use predify_runtime::HyperLogits;
 use rayon::prelude::*;
-
-/// A predified network whose backbone is cut at the attach points into `n + 1` differentiable
-/// segments: segment `k < n` maps the input (`k = 0`) or pcoder `k−1`'s representation to
-/// pcoder `k`'s feedforward drive; segment `n` maps the last representation to the logits.
-pub trait Segmented: Predified {
-    /// Segment `k`'s forward pass.
-    fn segment_forward(&self, k: usize, x: &Tensor) -> predify_runtime::Result<Tensor>;
-    /// Segment `k`'s vector–Jacobian product at `x`: the gradient w.r.t. `x` of `<segment(x), g>`.
-    fn segment_backward(&self, k: usize, x: &Tensor, g: &Tensor) -> predify_runtime::Result<Tensor>;
-}
-
-/// One layer of a segment, borrowed from a backbone.
-#[derive(Debug, Clone, Copy)]
-pub enum LayerRef<'a> {
-    /// A (transposed) convolution.
-    Conv(&'a Conv),
-    /// `max(x, 0)`; its gradient is 0 at exactly 0, as PyTorch's.
-    Relu,
-    /// Max pooling (gradient to the first maximum of each window).
-    MaxPool(&'a MaxPool),
-    /// Fully connected.
-    Linear(&'a Linear),
-    /// Flatten from dimension 1.
-    Flatten,
-}
-
-impl LayerRef<'_> {
-    fn forward(&self, x: &Tensor) -> predify_runtime::Result<Tensor> {
-        Ok(match self {
-            LayerRef::Conv(c) => c.forward(x)?,
-            LayerRef::Relu => x.relu()?,
-            LayerRef::MaxPool(p) => p.forward(x)?,
-            LayerRef::Linear(l) => l.forward(x)?,
-            LayerRef::Flatten => x.flatten_from(1)?,
-        })
-    }
-
-    fn backward(&self, x: &Tensor, g: &Tensor) -> predify_runtime::Result<Tensor> {
-        Ok(match self {
-            LayerRef::Conv(c) => c.input_grad(x.dims(), g)?,
-            LayerRef::Relu => (g * x.gt(0f32)?.to_dtype(x.dtype())?)?,
-            LayerRef::MaxPool(p) => p.input_grad(x, g)?,
-            LayerRef::Linear(l) => l.input_grad(g)?,
-            LayerRef::Flatten => g.reshape(x.dims())?,
-        })
-    }
-}
-
-/// Run a chain of layers.
-pub fn chain_forward(layers: &[LayerRef<'_>], x: &Tensor) -> predify_runtime::Result<Tensor> {
-    let mut h = x.clone();
-    for l in layers {
-        h = l.forward(&h)?;
-    }
-    Ok(h)
-}
-
-/// The vector–Jacobian product of a chain of layers at `x` (the forward pass is recomputed).
-pub fn chain_backward(layers: &[LayerRef<'_>], x: &Tensor, g: &Tensor) -> predify_runtime::Result<Tensor> {
-    let mut inputs = Vec::with_capacity(layers.len());
-    let mut h = x.clone();
-    for l in layers {
-        let next = l.forward(&h)?;
-        inputs.push(h);
-        h = next;
-    }
-    let mut g = g.clone();
-    for (l, x) in layers.iter().zip(&inputs).rev() {
-        g = l.backward(x, &g)?;
-    }
-    Ok(g)
-}
-
-fn no_segment<T>(k: usize, n: usize) -> predify_runtime::Result<T> {
-    Err(predify_runtime::Error::Usage(format!("no segment {k}: the network has {} segments", n + 1)))
-}
-
-impl crate::zoo::mnist8::PMnist8 {
-    fn segment_layers(&self, k: usize) -> predify_runtime::Result<Vec<LayerRef<'_>>> {
-        let b = self.backbone();
-        Ok(match k {
-            0 => vec![LayerRef::Conv(&b.conv1), LayerRef::Relu],
-            1 => vec![LayerRef::MaxPool(&b.pool1), LayerRef::Conv(&b.conv2), LayerRef::Relu],
-            2 => vec![LayerRef::MaxPool(&b.pool2), LayerRef::Flatten, LayerRef::Linear(&b.fc)],
-            _ => return no_segment(k, 2),
-        })
-    }
-}
-
-impl Segmented for crate::zoo::mnist8::PMnist8 {
-    fn segment_forward(&self, k: usize, x: &Tensor) -> predify_runtime::Result<Tensor> {
-        chain_forward(&self.segment_layers(k)?, x)
-    }
-    fn segment_backward(&self, k: usize, x: &Tensor, g: &Tensor) -> predify_runtime::Result<Tensor> {
-        chain_backward(&self.segment_layers(k)?, x, g)
-    }
-}
-
-fn sequential_segment(net: &PredifiedSequential, k: usize) -> predify_runtime::Result<Vec<LayerRef<'_>>> {
-    let attach = net.attach_points();
-    let layers = net.backbone().layers();
-    let n = attach.len();
-    let (start, end) = match k {
-        0 if n > 0 => (0, attach[0] + 1),
-        k if k < n => (attach[k - 1] + 1, attach[k] + 1),
-        k if k == n => (attach[n - 1] + 1, layers.len()),
-        _ => return no_segment(k, n),
-    };
-    layers[start..end]
-        .iter()
-        .map(|(path, op)| match op {
-            Op::Conv(c) => Ok(LayerRef::Conv(c)),
-            Op::Relu => Ok(LayerRef::Relu),
-            Op::MaxPool(p) => Ok(LayerRef::MaxPool(p)),
-            Op::Linear(l) => Ok(LayerRef::Linear(l)),
-            Op::Flatten { start_dim: 1 } => Ok(LayerRef::Flatten),
-            Op::Flatten { start_dim } => Err(predify_runtime::Error::Usage(format!("{path}: flatten from dim {start_dim} is not supported (only 1)"))),
-        })
-        .collect()
-}
-
-impl Segmented for PredifiedSequential {
-    fn segment_forward(&self, k: usize, x: &Tensor) -> predify_runtime::Result<Tensor> {
-        chain_forward(&sequential_segment(self, k)?, x)
-    }
-    fn segment_backward(&self, k: usize, x: &Tensor, g: &Tensor) -> predify_runtime::Result<Tensor> {
-        chain_backward(&sequential_segment(self, k)?, x, g)
-    }
-}
 
 /// What one timestep of [`unroll`] records.
 #[derive(Debug, Clone)]
@@ -170,23 +41,6 @@ pub struct StepRecord {
     pub logits: Tensor,
 }
 
-fn mem_weight(h: Hyperparameters, last: bool) -> f32 {
-    if last {
-        1.0 - h.feedforward
-    } else {
-        h.memory()
-    }
-}
-
-/// The error term's scale S_i (α·S_i multiplies `grd`): `numel(prd)/√C` with gradient scaling,
-/// else 1.
-fn error_scale(pnet: &PNet, i: usize, prd: &Tensor) -> f32 {
-    match pnet.pcoders()[i].c_sqrt() {
-        Some(c) => prd.elem_count() as f32 / c,
-        None => 1.0,
-    }
-}
-
 /// Run `steps` timesteps (timestep 0 is the feedforward pass) on `x` with the network's current
 /// hyperparameters, recording every pcoder's values. With `frozen_grd`, the error gradients
 /// are taken from that recording instead of being computed (`frozen_grd[t][i]`): the objective
@@ -194,7 +48,6 @@ fn error_scale(pnet: &PNet, i: usize, prd: &Tensor) -> f32 {
 pub fn unroll<M: Segmented + ?Sized>(model: &M, x: &Tensor, steps: usize, frozen_grd: Option<&[StepRecord]>) -> Result<Vec<StepRecord>> {
     let pnet = model.pnet();
     let n = pnet.len();
-    let hyper: Vec<Hyperparameters> = (0..n).map(|i| pnet.hyperparameters(i)).collect::<std::result::Result<_, _>>()?;
     let mut tape: Vec<StepRecord> = Vec::with_capacity(steps);
     for t in 0..steps {
         let mut rec = StepRecord { ff: Vec::new(), rep: Vec::new(), prd: Vec::new(), grd: Vec::new(), logits: x.clone() };
@@ -205,14 +58,8 @@ pub fn unroll<M: Segmented + ?Sized>(model: &M, x: &Tensor, steps: usize, frozen
                 ff.clone()
             } else {
                 let prev = &tape[t - 1];
-                let h = hyper[i];
-                let last = i + 1 == n;
-                let mut r = (ff.affine(h.feedforward as f64, 0.0)? + prev.rep[i].affine(mem_weight(h, last) as f64, 0.0)?)?;
-                if !last {
-                    r = (r + prev.prd[i + 1].affine(h.feedback as f64, 0.0)?)?;
-                }
-                let scale = h.pc * error_scale(pnet, i, &prev.prd[i]);
-                (r - prev.grd[i].affine(scale as f64, 0.0)?)?
+                let fb = prev.prd.get(i + 1);
+                dynamics::update(&ff, &prev.rep[i], fb, &prev.grd[i], pnet.update_coeffs(i, prev.prd[i].elem_count())?)?
             };
             if !predify_runtime::tensor_io::all_finite(&rep)? {
                 return Err(predify_runtime::Error::NonFinite { pcoder: i + 1, what: "the representation", timestep: t }.into());
@@ -223,8 +70,7 @@ pub fn unroll<M: Segmented + ?Sized>(model: &M, x: &Tensor, steps: usize, frozen
                 Some(f) => f[t].grd[i].clone(),
                 None => {
                     let diff = (&prd - &below)?;
-                    let numel = diff.elem_count() as f64;
-                    predictor.vjp_input(&trace, &diff.affine(2.0 / numel, 0.0)?)?
+                    predictor.vjp_input(&trace, &diff.affine(dynamics::error_grad_factor(diff.elem_count()), 0.0)?)?
                 }
             };
             rec.ff.push(ff);
@@ -277,10 +123,6 @@ pub struct HyperGrads {
     pub logits: Vec<[f64; 4]>,
 }
 
-fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
-    Ok((a * b)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
-}
-
 fn add(acc: &mut Option<Tensor>, g: Tensor) -> Result<()> {
     *acc = Some(match acc.take() {
         Some(a) => (a + g)?,
@@ -322,7 +164,6 @@ pub fn hyper_grads<M: Segmented + ?Sized>(
     }
     let pnet = model.pnet();
     let n = pnet.len();
-    let hyper: Vec<Hyperparameters> = (0..n).map(|i| pnet.hyperparameters(i)).collect::<std::result::Result<_, _>>()?;
     let tape = unroll(model, x, steps, frozen_grd)?;
     let mut per_timestep = Vec::with_capacity(steps);
     let mut dlogits = Vec::with_capacity(steps);
@@ -334,47 +175,49 @@ pub fn hyper_grads<M: Segmented + ?Sized>(
         per_timestep.push(l);
         dlogits.push(g);
     }
+    // The update's coefficients and error scales (constant over timesteps), from the one
+    // definition of the rule (predify_runtime::dynamics).
+    let numel: Vec<usize> = tape[0].prd.iter().map(Tensor::elem_count).collect();
+    let coeffs = (0..n).map(|i| pnet.update_coeffs(i, numel[i])).collect::<std::result::Result<Vec<UpdateCoeffs>, _>>()?;
+    let scales: Vec<f32> = (0..n).map(|i| dynamics::error_scale(pnet.pcoders()[i].c_sqrt(), numel[i])).collect();
     let mut dh = vec![[0f64; 3]; n];
-    // r̄_i(t+1), from the timestep processed before.
-    let mut next: Vec<Option<Tensor>> = vec![None; n];
+    // The adjoint of each pcoder's update at t+1, from the timestep processed before.
+    let mut next: Vec<Option<dynamics::UpdateAdjoint>> = vec![None; n];
     for t in (0..steps).rev() {
         let rec = &tape[t];
         let mut cur: Vec<Option<Tensor>> = vec![None; n];
+        let mut adjoints: Vec<Option<dynamics::UpdateAdjoint>> = vec![None; n];
         cur[n - 1] = Some(model.segment_backward(n, &rec.rep[n - 1], &dlogits[t])?);
         for i in (0..n).rev() {
             let mut acc = cur[i].take();
-            if let Some(nx) = &next[i] {
+            if let Some(a) = &next[i] {
                 // memory term of r_i(t+1)
-                let last = i + 1 == n;
-                add(&mut acc, nx.affine(mem_weight(hyper[i], last) as f64, 0.0)?)?;
+                add(&mut acc, a.rep.clone())?;
             }
-            if i >= 1 {
-                if let Some(nb) = &next[i - 1] {
-                    // feedback term of r_{i−1}(t+1) = … + λ_{i−1}·prd_i(t)
-                    let (_, trace) = pnet.pcoders()[i].predictor().forward_traced(&rec.rep[i])?;
-                    let g = pnet.pcoders()[i].predictor().vjp_input(&trace, &nb.affine(hyper[i - 1].feedback as f64, 0.0)?)?;
-                    add(&mut acc, g)?;
-                }
+            if let Some(fb) = i.checked_sub(1).and_then(|below| next[below].as_ref()).and_then(|a| a.fb.as_ref()) {
+                // feedback term of r_{i−1}(t+1) = … + λ_{i−1}·prd_i(t)
+                let (_, trace) = pnet.pcoders()[i].predictor().forward_traced(&rec.rep[i])?;
+                add(&mut acc, pnet.pcoders()[i].predictor().vjp_input(&trace, fb)?)?;
             }
             let Some(rbar) = acc else { continue };
+            let adjoint = coeffs[i].adjoint(&rbar)?;
             let ffbar = if t >= 1 {
                 let prev = &tape[t - 1];
-                dh[i][0] += dot(&rbar, &(&rec.ff[i] - &prev.rep[i])?)?;
-                if i + 1 < n {
-                    dh[i][1] += dot(&rbar, &(&prev.prd[i + 1] - &prev.rep[i])?)?;
+                let d = UpdateCoeffs::partials(i + 1 == n, scales[i], &rbar, &rec.ff[i], &prev.rep[i], prev.prd.get(i + 1), &prev.grd[i])?;
+                for (acc, d) in dh[i].iter_mut().zip(d) {
+                    *acc += d;
                 }
-                dh[i][2] -= dot(&rbar, &prev.grd[i])? * error_scale(pnet, i, &prev.prd[i]) as f64;
-                rbar.affine(hyper[i].feedforward as f64, 0.0)?
+                adjoint.ff.clone()
             } else {
-                rbar.clone()
+                rbar
             };
             if i >= 1 {
                 let g = model.segment_backward(i, &rec.rep[i - 1], &ffbar)?;
                 add(&mut cur[i - 1], g)?;
             }
-            cur[i] = Some(rbar);
+            adjoints[i] = Some(adjoint);
         }
-        next = cur;
+        next = adjoints;
     }
     let logits = (0..n).map(|i| Ok(logit_grads(pnet.logits(i)?, dh[i]))).collect::<Result<Vec<_>>>()?;
     Ok((HyperGrads { loss: per_timestep.iter().sum(), per_timestep, hyper: dh, logits }, tape))

@@ -17,6 +17,7 @@
 //! use predify::candle_core::{DType, Device, Module, Tensor};
 //! use predify::candle_nn::{VarBuilder, VarMap};
 //! use predify::zoo::mnist8::{Mnist8, PMnist8};
+//! use predify::Predified;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let net = Mnist8::from_onnx("models/mnist-8.onnx")?;
 //! let feedback = VarMap::new(); // or Predify checkpoints, see `zoo::feedback`
@@ -29,7 +30,9 @@
 use super::conv2d_spec;
 use crate::{predify, Result};
 use candle_core::{Module, Tensor};
+use predify_runtime::chain::{chain_backward, chain_forward, no_segment, LayerRef, Segmented};
 use predify_runtime::layers::{Conv, Flatten, Linear, MaxPool, Relu};
+use predify_runtime::Predified;
 
 /// Where the repository keeps `mnist-8.onnx`, relative to its root.
 pub const MODEL_FILE: &str = "models/mnist-8.onnx";
@@ -88,6 +91,29 @@ impl Module for Mnist8 {
         let h = Module::forward(&self.conv2, &h)?;
         let h = Module::forward(&self.pool2, &self.relu2.forward(&h)?)?;
         Module::forward(&self.fc, &self.flatten.forward(&h)?)
+    }
+}
+
+impl PMnist8 {
+    /// The backbone layers of segment `k` (see [`Segmented`]).
+    fn segment_layers(&self, k: usize) -> Result<Vec<LayerRef<'_>>> {
+        let b = self.backbone();
+        Ok(match k {
+            0 => vec![LayerRef::Conv(&b.conv1), LayerRef::Relu],
+            1 => vec![LayerRef::MaxPool(&b.pool1), LayerRef::Conv(&b.conv2), LayerRef::Relu],
+            2 => vec![LayerRef::MaxPool(&b.pool2), LayerRef::Flatten(1), LayerRef::Linear(&b.fc)],
+            _ => return no_segment(k, self.pnet().len()),
+        })
+    }
+}
+
+/// The backbone cut at `relu1` and `relu2`: what hyperparameter tuning differentiates.
+impl Segmented for PMnist8 {
+    fn segment_forward(&self, k: usize, x: &Tensor) -> Result<Tensor> {
+        chain_forward(&self.segment_layers(k)?, x)
+    }
+    fn segment_backward(&self, k: usize, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+        chain_backward(&self.segment_layers(k)?, x, g)
     }
 }
 

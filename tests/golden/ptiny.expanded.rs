@@ -17,13 +17,12 @@ Input: `[N, 1, 28, 28]`; gradient scaling (PCoderN): true; shared hyperparameter
 | 3 | `features[5]` | default (bilinear upsample where the size changes + `ConvTranspose` 3×3, from the probed shapes) | 0.4 | 0 | 0.01 |
 | 4 | `norm` | default (bilinear upsample where the size changes + `ConvTranspose` 3×3, from the probed shapes) | 0.3 | 0.3 | 0.01 |
 
-Build it with [`PTiny::new`], then run timesteps with [`PTiny::run`] or [`PTiny::new_state`] + [`PTiny::step`]. The backbone's fields run in declaration order; each pcoder's representation replaces the output of the layer it follows.*/
-#[allow(dead_code)]
+Build it with [`PTiny::new`]; run it through the [`::predify::runtime::Predified`] trait (`run`, `new_state` + `step`, `forward_plain`, hyperparameters, feedback weights). The backbone's fields run in declaration order; each pcoder's representation replaces the output of the layer it follows.*/
 pub struct PTiny {
     backbone: Tiny,
     pnet: ::predify::runtime::PNet,
 }
-#[allow(dead_code, clippy::needless_range_loop, clippy::redundant_closure_call)]
+#[allow(dead_code, unreachable_code, clippy::needless_range_loop)]
 impl PTiny {
     /// The predified network's name, from the spec.
     pub const NAME: &'static ::core::primitive::str = "PTiny";
@@ -50,7 +49,7 @@ hyperparameters = {feedforward = 0.4, feedback = 0.0, pc = 0.01}
 module = "norm"
 hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
 "#;
-    ///Where each pcoder fires, in pcoder order (Predify's `module` paths, e.g. `features[3]`).
+    /// Where each pcoder fires, in pcoder order (Predify's `module` paths, e.g. `features[3]`).
     pub const ATTACH_POINTS: &'static [&'static ::core::primitive::str] = &[
         "stem",
         "features[2]",
@@ -68,13 +67,8 @@ hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
         ::predify::spec::Spec::from_toml_str(Self::SPEC_TOML)
             .map_err(::predify::runtime::Error::from)
     }
-    /// Wraps `backbone` and loads the pcoders from `vb`, which is positioned at the network
-    /// root: predictor weights under Predify's names `pcoder{i}.pmodule.*` (i from 1), read or
-    /// created as `vb` does; √C of gradient-scaled pcoders from `pcoder{i}.C_sqrt` when
-    /// present, else computed exactly ([`::predify::runtime::CSqrtSource::CheckpointOrExact`]).
-    ///
-    /// The shapes of the attach points (and so the default predictors) are probed by one
-    /// backbone pass on a zero sample of `input_size` on `vb`'s device.
+    /// Wraps `backbone` and loads the pcoders from `vb` (at the network root; see
+    /// [`::predify::predify`], "Weights") after probing the attach points' shapes.
     pub fn new(
         __predify_backbone: Tiny,
         __predify_vb: ::predify::candle_nn::VarBuilder,
@@ -91,41 +85,29 @@ hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
         __predify_vb: ::predify::candle_nn::VarBuilder,
         __predify_c_sqrt: ::predify::runtime::CSqrtSource,
     ) -> ::predify::runtime::Result<Self> {
-        let __predify_spec = Self::spec()?;
-        {
-            let __predify_len = __predify_backbone.features.len();
-            if __predify_len <= 2usize {
-                return ::core::result::Result::Err(
-                    ::predify::runtime::Error::Usage(
-                        ::std::format!(
-                            "{}: pcoder 2 attaches at `features[2]`, but field `features` of `Tiny` has {} layers",
-                            Self::NAME, __predify_len
-                        ),
-                    ),
-                );
-            }
-        }
-        {
-            let __predify_len = __predify_backbone.features.len();
-            if __predify_len <= 5usize {
-                return ::core::result::Result::Err(
-                    ::predify::runtime::Error::Usage(
-                        ::std::format!(
-                            "{}: pcoder 3 attaches at `features[5]`, but field `features` of `Tiny` has {} layers",
-                            Self::NAME, __predify_len
-                        ),
-                    ),
-                );
-            }
-        }
-        let __predify_device = ::core::clone::Clone::clone(__predify_vb.device());
-        let __predify_shapes = Self::__predify_probe(
-            &__predify_backbone,
-            &__predify_device,
+        ::predify::runtime::predified::check_index(
+            Self::NAME,
+            2usize,
+            "features[2]",
+            "`features` of `Tiny`",
+            2usize,
+            __predify_backbone.features.len(),
         )?;
-        let __predify_pnet = ::predify::runtime::PNet::load(
-            &__predify_spec,
-            &__predify_shapes,
+        ::predify::runtime::predified::check_index(
+            Self::NAME,
+            3usize,
+            "features[5]",
+            "`features` of `Tiny`",
+            5usize,
+            __predify_backbone.features.len(),
+        )?;
+        let __predify_pnet = ::predify::runtime::predified::load_pnet(
+            Self::SPEC_TOML,
+            |__predify_x, __predify_hook| Self::__predify_traverse(
+                &__predify_backbone,
+                __predify_x,
+                __predify_hook,
+            ),
             __predify_vb,
             __predify_c_sqrt,
         )?;
@@ -138,183 +120,16 @@ hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
     pub fn backbone(&self) -> &Tiny {
         &self.backbone
     }
-    /// The pcoders (shapes, predictors, hyperparameters).
-    pub fn pnet(&self) -> &::predify::runtime::PNet {
-        &self.pnet
-    }
-    /// The pcoders, mutably (e.g. to change hyperparameters).
-    pub fn pnet_mut(&mut self) -> &mut ::predify::runtime::PNet {
-        &mut self.pnet
-    }
     /// Takes the network apart into the backbone and the pcoders.
     pub fn into_parts(self) -> (Tiny, ::predify::runtime::PNet) {
         (self.backbone, self.pnet)
-    }
-    /// A fresh state for the batch `input` (`[N, ...input_size]`, f32). One network serves
-    /// any number of states; read each pcoder's `rep`, `prd`, `prediction_error` and the
-    /// per-timestep error trace from it.
-    pub fn new_state(
-        &self,
-        __predify_input: &::predify::candle_core::Tensor,
-    ) -> ::predify::runtime::Result<::predify::runtime::State> {
-        self.pnet.new_state(::core::clone::Clone::clone(__predify_input))
-    }
-    /// One timestep: one backbone pass on the state's input in which every pcoder fires at
-    /// its attach point (its representation replaces the layer's output); returns the logits.
-    /// After an error the state is mid-pass: start a new one.
-    pub fn step(
-        &self,
-        __predify_state: &mut ::predify::runtime::State,
-    ) -> ::predify::runtime::Result<::predify::candle_core::Tensor> {
-        self.step_inspect(__predify_state, |_, _| {})
-    }
-    /// [`Self::step`], calling `on_ff(i, ff)` with pcoder `i`'s feedforward drive (the
-    /// output of the layer it follows, before the pcoder replaces it) just before it fires.
-    pub fn step_inspect<__PredifyF>(
-        &self,
-        __predify_state: &mut ::predify::runtime::State,
-        mut __predify_on_ff: __PredifyF,
-    ) -> ::predify::runtime::Result<::predify::candle_core::Tensor>
-    where
-        __PredifyF: ::core::ops::FnMut(
-            ::core::primitive::usize,
-            &::predify::candle_core::Tensor,
-        ),
-    {
-        let __predify_pnet = &self.pnet;
-        __predify_pnet.begin_pass(__predify_state)?;
-        let __predify_input = ::core::clone::Clone::clone(__predify_state.input());
-        let __predify_out = Self::__predify_traverse(
-            &self.backbone,
-            &__predify_input,
-            &mut |__predify_i, __predify_ff| {
-                __predify_on_ff(__predify_i, &__predify_ff);
-                __predify_pnet.fire(__predify_i, &__predify_ff, __predify_state)
-            },
-        )?;
-        __predify_pnet.end_pass(__predify_state)?;
-        ::core::result::Result::Ok(__predify_out)
-    }
-    /// Runs `timesteps` timesteps on a fresh state for `input`; returns the logits of every
-    /// timestep and the final state.
-    pub fn run(
-        &self,
-        __predify_input: &::predify::candle_core::Tensor,
-        __predify_timesteps: ::core::primitive::usize,
-    ) -> ::predify::runtime::Result<
-        (::std::vec::Vec<::predify::candle_core::Tensor>, ::predify::runtime::State),
-    > {
-        let mut __predify_state = self.new_state(__predify_input)?;
-        let __predify_logits = self
-            .run_state(&mut __predify_state, __predify_timesteps)?;
-        ::core::result::Result::Ok((__predify_logits, __predify_state))
-    }
-    /// Runs `timesteps` more timesteps on an existing state (e.g. one made with
-    /// `State::with_initial_reps`); returns the logits of each.
-    pub fn run_state(
-        &self,
-        __predify_state: &mut ::predify::runtime::State,
-        __predify_timesteps: ::core::primitive::usize,
-    ) -> ::predify::runtime::Result<::std::vec::Vec<::predify::candle_core::Tensor>> {
-        let mut __predify_logits = ::std::vec::Vec::with_capacity(__predify_timesteps);
-        for _ in 0..__predify_timesteps {
-            __predify_logits.push(self.step(__predify_state)?);
-        }
-        ::core::result::Result::Ok(__predify_logits)
-    }
-    /// The backbone alone, without pcoders.
-    pub fn forward_plain(
-        &self,
-        __predify_input: &::predify::candle_core::Tensor,
-    ) -> ::predify::runtime::Result<::predify::candle_core::Tensor> {
-        Self::__predify_traverse(
-            &self.backbone,
-            __predify_input,
-            &mut |_, __predify_h| { ::core::result::Result::Ok(__predify_h) },
-        )
-    }
-    /// β (feedforward), λ (feedback) and α (pc) used by pcoder `i` (0-based).
-    pub fn hyperparameters(
-        &self,
-        __predify_i: ::core::primitive::usize,
-    ) -> ::predify::runtime::Result<::predify::runtime::Hyperparameters> {
-        self.pnet.hyperparameters(__predify_i)
-    }
-    /// Sets pcoder `i`'s hyperparameters (every pcoder's when they are shared).
-    pub fn set_hyperparameters(
-        &mut self,
-        __predify_i: ::core::primitive::usize,
-        __predify_h: ::predify::runtime::Hyperparameters,
-    ) -> ::predify::runtime::Result<()> {
-        self.pnet.set_hyperparameters(__predify_i, __predify_h)
-    }
-    /// Pcoder `i`'s hyperparameters in Predify's learnable logit form.
-    pub fn logits(
-        &self,
-        __predify_i: ::core::primitive::usize,
-    ) -> ::predify::runtime::Result<::predify::runtime::HyperLogits> {
-        self.pnet.logits(__predify_i)
-    }
-    /// Sets pcoder `i`'s hyperparameters from logits.
-    pub fn set_logits(
-        &mut self,
-        __predify_i: ::core::primitive::usize,
-        __predify_l: ::predify::runtime::HyperLogits,
-    ) -> ::predify::runtime::Result<()> {
-        self.pnet.set_logits(__predify_i, __predify_l)
-    }
-    /// The feedback (predictor) parameters as `Var`s, named as in Predify checkpoints
-    /// (`pcoder1.pmodule.weight`), for training the feedback path.
-    pub fn feedback_vars(
-        &self,
-    ) -> ::std::vec::Vec<(::std::string::String, ::predify::candle_core::Var)> {
-        self.pnet.feedback_vars()
-    }
-    /// Predify's feedback-training loss (Σ of each pcoder's reconstruction MSE) at the state's
-    /// current representations, and its gradient w.r.t. every predictor parameter.
-    pub fn reconstruction_grads(
-        &self,
-        __predify_state: &::predify::runtime::State,
-    ) -> ::predify::runtime::Result<::predify::runtime::ReconstructionGrads> {
-        self.pnet.reconstruction_grads(__predify_state)
-    }
-    /// The output shape (per sample) of every attach point, by one pass on a zero sample.
-    fn __predify_probe(
-        __predify_backbone: &Tiny,
-        __predify_device: &::predify::candle_core::Device,
-    ) -> ::predify::runtime::Result<
-        ::std::vec::Vec<::std::vec::Vec<::core::primitive::usize>>,
-    > {
-        let mut __predify_dims: ::std::vec::Vec<::core::primitive::usize> = ::std::vec![
-            1usize
-        ];
-        __predify_dims.extend_from_slice(Self::INPUT_SIZE);
-        let __predify_x = ::predify::candle_core::Tensor::zeros(
-            __predify_dims,
-            ::predify::candle_core::DType::F32,
-            __predify_device,
-        )?;
-        let mut __predify_shapes = ::std::vec::Vec::with_capacity(Self::NUM_PCODERS);
-        Self::__predify_traverse(
-            __predify_backbone,
-            &__predify_x,
-            &mut |_, __predify_ff| {
-                __predify_shapes
-                    .push(__predify_ff.dims().get(1..).unwrap_or(&[]).to_vec());
-                ::core::result::Result::Ok(__predify_ff)
-            },
-        )?;
-        ::core::result::Result::Ok(__predify_shapes)
     }
     /// One backbone pass: the fields in declaration order, `hook(i, h)` at pcoder `i`'s
     /// attach point (its result replaces `h`).
     fn __predify_traverse(
         __predify_backbone: &Tiny,
         __predify_input: &::predify::candle_core::Tensor,
-        __predify_hook: &mut dyn ::core::ops::FnMut(
-            ::core::primitive::usize,
-            ::predify::candle_core::Tensor,
-        ) -> ::predify::runtime::Result<::predify::candle_core::Tensor>,
+        __predify_hook: &mut ::predify::runtime::predified::Hook<'_>,
     ) -> ::predify::runtime::Result<::predify::candle_core::Tensor> {
         #[allow(unused_imports)]
         use ::predify::candle_core::Module as _;
@@ -341,5 +156,20 @@ hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
             __predify_h = __predify_layer.forward(&__predify_h)?;
         }
         ::core::result::Result::Ok(__predify_h)
+    }
+}
+impl ::predify::runtime::Predified for PTiny {
+    fn pnet(&self) -> &::predify::runtime::PNet {
+        &self.pnet
+    }
+    fn pnet_mut(&mut self) -> &mut ::predify::runtime::PNet {
+        &mut self.pnet
+    }
+    fn traverse(
+        &self,
+        __predify_input: &::predify::candle_core::Tensor,
+        __predify_hook: &mut ::predify::runtime::predified::Hook<'_>,
+    ) -> ::predify::runtime::Result<::predify::candle_core::Tensor> {
+        Self::__predify_traverse(&self.backbone, __predify_input, __predify_hook)
     }
 }

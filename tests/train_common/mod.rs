@@ -2,6 +2,7 @@
 //! deterministic weights, and synthetic MNIST-shaped data sets.
 #![allow(dead_code)]
 
+use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use predify::data::idx::IdxArray;

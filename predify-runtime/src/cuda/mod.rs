@@ -37,5 +37,4 @@ pub(crate) use conv::{conv_fwd, conv_weight_grad_fwd};
 pub(crate) use pool::max_pool_fwd;
 pub(crate) use update::fused_update;
 pub(crate) use upsample::upsample_fwd;
-#[allow(unused_imports)] // used once ops::UpsampleAdjointOp (the CPU-speed work) lands
 pub(crate) use upsample::upsample_adjoint_fwd;

@@ -45,20 +45,32 @@ impl Corr {
 /// was measured faster (`cargo bench -p predify-runtime --bench predictors -- small`).
 pub fn suits(s: &ConvShape, out_channels: usize) -> bool {
     let g = &s.geom;
-    let plain = s.groups == 1
+    let few = s.small_channels.min(s.big_channels) <= 16 && s.small_channels.max(s.big_channels) <= 64;
+    computes(s) && few && out_channels >= 3 && g.kernel[1] * g.kernel[2] <= 49
+}
+
+/// Whether `s` is a layer these kernels compute at all (2-D, stride and dilation 1, no groups,
+/// padding below the kernel size), whatever it costs.
+fn computes(s: &ConvShape) -> bool {
+    let g = &s.geom;
+    s.groups == 1
         && g.big[0] == 1
         && g.small[0] == 1
         && g.kernel[0] == 1
         && g.stride == [1, 1, 1]
         && g.dilation == [1, 1, 1]
         && g.padding[1] < g.kernel[1]
-        && g.padding[2] < g.kernel[2];
-    let few = s.small_channels.min(s.big_channels) <= 16 && s.small_channels.max(s.big_channels) <= 64;
-    plain && few && out_channels >= 3 && g.kernel[1] * g.kernel[2] <= 49
+        && g.padding[2] < g.kernel[2]
 }
 
 /// Convolution forward (big → small) for a layer that [`suits`] (with `small_channels`); `out` is overwritten.
+///
+/// # Panics
+///
+/// If `s` is not 2-D with stride and dilation 1, no groups and padding below the kernel size,
+/// or a buffer is too small for `batch` samples of `s`.
 pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    assert!(computes(s), "direct::big_to_small: unsupported layer {s:?}");
     let g = &s.geom;
     let c = Corr {
         cin: s.big_channels,
@@ -76,7 +88,12 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
 
 /// Transposed-convolution forward (small → big) for a layer that [`suits`] (with
 /// `big_channels`); `out` is overwritten.
+///
+/// # Panics
+///
+/// As [`big_to_small`].
 pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    assert!(computes(s), "direct::small_to_big: unsupported layer {s:?}");
     let g = &s.geom;
     let c = Corr {
         cin: s.small_channels,
@@ -106,9 +123,20 @@ fn pack(c: &Corr, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
 
 fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let [oh, ow] = c.output;
+    // The raw writes in `tiles` rely on this check: checked products, so that no wrapped one
+    // passes with a short buffer.
+    let total = |dims: [usize; 4]| dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+    assert!(
+        total([batch, c.cin, c.input[0], c.input[1]]).is_some_and(|len| len <= input.len())
+            && total([batch, c.cout, oh, ow]).is_some_and(|len| len <= out.len()),
+        "direct correlation: buffers too small"
+    );
+    if batch == 0 || c.cout * oh * ow == 0 {
+        return;
+    }
+    // Neither overflows: batch ≥ 1 and the products with batch did not.
     let in_len = c.cin * c.input[0] * c.input[1];
     let out_len = c.cout * oh * ow;
-    assert!(input.len() >= batch * in_len && out.len() >= batch * out_len, "direct correlation: buffers too small");
     // Enough tasks for the threads even at batch 1 (row bands), whole samples when the batch
     // alone is enough.
     let threads = rayon::current_num_threads().max(1);
@@ -128,7 +156,9 @@ fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option
         with_scratch(c.cin * rows * rl, |pad| {
             fill_padded(c, &input[n * in_len..][..in_len], y0, rows, pad);
             for co in (0..c.cout).step_by(CB) {
-                tiles(c, pad, rows, packed, bias, co, y0..y1, dst, n * out_len);
+                // SAFETY: sample n's planes start at n·out_len, inside `out` (n < batch, asserted
+                // above); co < cout; y1 ≤ oh; and only this task writes rows y0..y1 of sample n.
+                unsafe { tiles(c, pad, rows, packed, bias, co, y0..y1, dst, n * out_len) };
             }
         });
     });
@@ -166,8 +196,16 @@ fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32])
 
 /// Output channels `co..co+CB` (fewer at the end) of rows `ys`, all tiles of each row, into the
 /// sample whose planes start at `out + base`.
+///
+/// # Safety
+///
+/// - `co < c.cout` and `ys.end <= c.output[0]`;
+/// - `out.get().add(base)` starts `c.cout · c.output[0] · c.output[1]` values inside the buffer
+///   behind `out`, valid for writes;
+/// - while the call runs, nothing else accesses rows `ys` of those planes (channels
+///   `co..co+CB`), as [`SyncPtr`]'s invariant requires.
 #[allow(clippy::too_many_arguments)]
-fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: SyncPtr<f32>, base: usize) {
+unsafe fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: SyncPtr<'_, f32>, base: usize) {
     let nc = CB.min(c.cout - co);
     let mut b = [0f32; CB];
     if let Some(bias) = bias {
@@ -181,9 +219,9 @@ fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]
             tile(c, pad, rows, packed, co, nc, y - y0, x, &b, &mut acc);
             let n = XT.min(ow - x);
             for (j, a) in acc.iter().enumerate().take(nc) {
-                // SAFETY: `correlate` checked that the output holds every sample's planes, and
-                // only this task writes row y of this sample, so this row segment is in bounds
-                // and no other live reference overlaps it.
+                // SAFETY: co + j < cout, y < oh and x + n ≤ ow, so this row segment lies in the
+                // sample's planes, which are in bounds and ours alone for rows `ys` (this
+                // function's contract): no other live reference overlaps it.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base + ((co + j) * oh + y) * ow + x), n) };
                 if n == XT {
                     // Constant length: inlined vector moves instead of a memcpy call per row.
@@ -202,8 +240,8 @@ fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]
 fn tile(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above); `tile_avx2` reads only inside
-        // `pad` and `packed` (same index ranges as the portable loop below).
+        // SAFETY: the CPU has AVX2 and FMA (checked above), `tile_avx2`'s only precondition:
+        // it asserts the bounds of every access itself (`tile_fits`).
         return unsafe { x86::tile_avx2(c, pad, rows, packed, co, nc, r, x, b, acc) };
     }
     tile_portable(c, pad, rows, packed, co, nc, r, x, b, acc);
@@ -231,6 +269,27 @@ fn tile_portable(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, 
     }
 }
 
+/// Whether every access of the vector tile (`x86::run`, `n` channels) lies inside `pad` and
+/// `packed`: row reads `pad[(ci·rows + r + ky)·rl + x + kx + 0..XT]` and weight reads
+/// `packed[((ci·kh + ky)·kw + kx)·cout + co + j]` for `ci < cin`, `ky < kh`, `kx < kw`, `j < n`.
+/// Checked arithmetic, so that no wrapped product passes; once per tile, not per access.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn tile_fits(c: &Corr, rl: usize, pad_len: usize, rows: usize, packed_len: usize, co: usize, n: usize, r: usize, x: usize) -> bool {
+    let (kh, kw) = (c.k[0], c.k[1]);
+    let fits = || {
+        Some(
+            x.checked_add(kw)?.checked_add(XT - 1)? <= rl
+                && r.checked_add(kh)? <= rows
+                && c.cin.checked_mul(rows)?.checked_mul(rl)? <= pad_len
+                && co.checked_add(n)? <= c.cout
+                && c.cin.checked_mul(kh)?.checked_mul(kw)?.checked_mul(c.cout)? <= packed_len,
+        )
+    };
+    fits().unwrap_or(false)
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx2_fma() -> bool {
     use std::sync::OnceLock;
@@ -240,11 +299,17 @@ fn avx2_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Corr, CB, XT};
+    use super::{tile_fits, Corr, CB, XT};
     use std::arch::x86_64::*;
 
     /// [`super::tile_portable`] with 2 × 8-lane FMAs per channel; the channel count is a const
     /// so the accumulators stay in registers.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA (as `is_x86_feature_detected!` reports; executing
+    /// these instructions elsewhere is undefined behaviour). Nothing else: the bounds of every
+    /// memory access are asserted (panicking) before the loop.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile_avx2(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
@@ -256,6 +321,11 @@ mod x86 {
         }
     }
 
+    /// [`tile_avx2`] for exactly `N` channels.
+    ///
+    /// # Safety
+    ///
+    /// As [`tile_avx2`]: the CPU must support AVX2 and FMA; bounds are asserted.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -263,8 +333,7 @@ mod x86 {
         let rl = c.row_len();
         let (kh, kw, cout) = (c.k[0], c.k[1], c.cout);
         // Bounds the pointer arithmetic below relies on (checked once per tile, not per FMA).
-        assert!(x + kw - 1 + XT <= rl && (c.cin * rows) * rl <= pad.len() && (r + kh) <= rows);
-        assert!(c.cin * kh * kw * cout <= packed.len() && co + N <= cout);
+        assert!(tile_fits(c, rl, pad.len(), rows, packed.len(), co, N, r, x), "direct tile: access out of bounds");
         let mut a0 = [_mm256_setzero_ps(); N];
         let mut a1 = [_mm256_setzero_ps(); N];
         for j in 0..N {
@@ -275,6 +344,9 @@ mod x86 {
         let wp = packed.as_ptr();
         for ci in 0..c.cin {
             for ky in 0..kh {
+                // In bounds (asserted above): the largest row read, (ci·rows + r + ky)·rl + x +
+                // kx + XT − 1, is below cin·rows·rl ≤ pad.len(); the largest weight read,
+                // ((ci·kh + ky)·kw + kx)·cout + co + j, is below cin·kh·kw·cout ≤ packed.len().
                 let row = pp.add((ci * rows + r + ky) * rl + x);
                 let wrow = wp.add((ci * kh + ky) * kw * cout + co);
                 for kx in 0..kw {
@@ -289,6 +361,7 @@ mod x86 {
                 }
             }
         }
+        // acc[j] (j < N ≤ CB) holds XT = 16 values: two 8-lane stores.
         for j in 0..N {
             _mm256_storeu_ps(acc[j].as_mut_ptr(), a0[j]);
             _mm256_storeu_ps(acc[j].as_mut_ptr().add(8), a1[j]);
@@ -388,5 +461,26 @@ mod tests {
         assert!(!suits(&ConvShape { small_channels: 64, big_channels: 64, groups: 1, geom: plain }, 64));
         let wide_pad = ConvGeometry::for_conv([1, 9, 9], [1, 3, 3], [1, 1, 1], [0, 3, 3], [1, 1, 1]).unwrap();
         assert!(!suits(&ConvShape { small_channels: 4, big_channels: 4, groups: 1, geom: wide_pad }, 4));
+    }
+
+    /// Too-short buffers panic (in every profile) instead of reaching the raw writes.
+    #[test]
+    #[should_panic(expected = "direct correlation: buffers too small")]
+    fn rejects_a_short_output() {
+        let geom = ConvGeometry::for_conv([1, 9, 9], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 4, big_channels: 2, groups: 1, geom };
+        let (big, w) = (vec![0.0; 2 * 2 * 81], vec![0.0; s.weight_len()]);
+        let mut out = vec![0.0; 2 * 4 * 81 - 1];
+        big_to_small(&big, 2, &w, &s, None, &mut out);
+    }
+
+    /// A tile whose rows reach past the padded block panics on both paths.
+    #[test]
+    #[should_panic]
+    fn tile_rejects_rows_past_the_block() {
+        let c = Corr { cin: 2, cout: 4, input: [5, 9], output: [5, 9], k: [3, 3], pad: [1, 1] };
+        let rows = 4;
+        let (pad, packed) = (vec![0.0; c.cin * rows * c.row_len()], vec![0.0; c.cin * 9 * c.cout]);
+        tile(&c, &pad, rows, &packed, 0, 4, 2, 0, &[0.0; CB], &mut [[0.0; XT]; CB]);
     }
 }

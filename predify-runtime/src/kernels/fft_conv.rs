@@ -124,14 +124,26 @@ pub struct Spectra {
 
 impl Spectra {
     /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`.
+    ///
+    /// # Panics
+    ///
+    /// If `plan` does not have as many phases as `s` (`plan` must come from
+    /// [`FftPlan::geometry`] or [`FftPlan::new`] for `s`), or `w` is too short.
     pub fn build(plan: FftPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
         let fft = Fft2::new(plan.n)?;
         let phases = phase::phases(&s.geom);
+        // The raw writes below index rows r < phases.len() of a buffer sized by plan.phases.
+        assert_eq!(phases.len(), plan.phases, "Spectra::build: plan for a different layer");
         let (bins, n) = (fft.bins(), plan.n);
         let (cs, cb) = (plan.small_channels, plan.big_channels);
-        let rc = plan.phases * cb;
+        // Checked: the raw writes below rely on bins·rc·cs being the true length of `data`.
+        let (rc, len) = plan
+            .phases
+            .checked_mul(cb)
+            .and_then(|rc| Some((rc, bins.checked_mul(rc)?.checked_mul(cs)?)))
+            .expect("Spectra::build: spectra size overflows usize");
         let tl = plan.taps[0] * plan.taps[1];
-        let mut data = vec![ZERO; bins * rc * cs];
+        let mut data = vec![ZERO; len];
         let ptr = SyncPtr::new(&mut data);
         for (r, ph) in phases.iter().enumerate() {
             // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
@@ -148,8 +160,9 @@ impl Spectra {
                         fft.forward_real(tile, spec, sc);
                         let row = (r * cb + co) * cs + ci;
                         for (b, v) in spec.iter().enumerate() {
-                            // SAFETY: element (b, row) lies inside `data` (b < bins, row <
-                            // rc·cs), and only the task for this `co` writes rows of `co`.
+                            // SAFETY: element (b, row) lies inside `data`, of bins·rc·cs values
+                            // (b < bins = spec.len(), row < rc·cs as r < plan.phases, co < cb,
+                            // ci < cs), and only the task for this `co` writes rows of `co`.
                             unsafe { *ptr.get().add(b * rc * cs + row) = v.conj() };
                         }
                     }
@@ -320,13 +333,31 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     // K[b] is stored [rows = phases·C_big][cols = C_small]; the forward multiplies by it
     // (m = rows, k = cols), the adjoint by its conjugate transpose (m = cols, k = rows).
     let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
-    // Guards the unchecked accesses below (an invariant of the callers, cheap to keep).
-    assert!(src.len() >= k * nt * bins && dst.len() >= m * nt * bins && spectra.len() >= bins * m * k, "per_bin_gemm: operand sizes");
+    // Guards the unchecked accesses below (an invariant of the callers, cheap to keep); checked
+    // products, so that no wrapped one passes with a short buffer. They also bound the strides
+    // (nt·bins, m, k) by a slice length, so they fit isize whenever gemm uses them.
+    let total = |a: usize, b: usize, c: usize| a.checked_mul(b).and_then(|v| v.checked_mul(c));
+    assert!(
+        total(k, nt, bins).is_some_and(|l| l <= src.len())
+            && total(m, nt, bins).is_some_and(|l| l <= dst.len())
+            && total(bins, m, k).is_some_and(|l| l <= spectra.len()),
+        "per_bin_gemm: operand sizes"
+    );
+    // Nothing to compute, or nothing to read (`gemm` would only zero `dst`): no pointer below
+    // may be offset past the end of an empty operand.
+    if m == 0 || nt == 0 || bins == 0 {
+        return;
+    }
+    if k == 0 {
+        dst[..m * nt * bins].fill(ZERO);
+        return;
+    }
     let out = SyncPtr::new(dst);
     (0..bins).into_par_iter().for_each(|b| {
-        // SAFETY: lhs is the b-th [m×k] block of `spectra`; rhs and dst address elements
-        // (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds (asserted
-        // above); tasks for different b write disjoint elements of `dst`.
+        // SAFETY: m, nt, k ≥ 1. lhs is the b-th [m×k] block of `spectra`; rhs and dst address
+        // elements (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds
+        // (asserted above, as are the strides' isize range); `dst` is borrowed mutably, so no
+        // input aliases it, and tasks for different b write disjoint elements of it.
         unsafe {
             gemm::gemm(
                 m,
@@ -410,5 +441,13 @@ mod tests {
         assert!(FftPlan::new(&ConvShape { geom, ..s }, 1, usize::MAX).is_none());
         let geom = ConvGeometry::for_conv_transpose([1, 56, 56], [1, 3, 3], [1, 1, 1], [0, 1, 1], [0, 0, 0], [1, 1, 1]).unwrap();
         assert!(FftPlan::new(&ConvShape { geom, ..s }, 1, usize::MAX).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "per_bin_gemm: operand sizes")]
+    fn per_bin_gemm_rejects_a_short_destination() {
+        let (spectra, src) = (vec![ZERO; 3 * 2 * 4], vec![ZERO; 4 * 5 * 3]);
+        let mut dst = vec![ZERO; 2 * 5 * 3 - 1];
+        per_bin_gemm(&spectra, false, 2, 4, &src, 5, 3, &mut dst);
     }
 }

@@ -3,6 +3,12 @@
 use super::sync_ptr::SyncPtr;
 
 /// A read-only row-major view `rows × cols` with an explicit row stride, optionally transposed.
+///
+/// Invariant (what the `unsafe` `gemm` call relies on, established by [`MatRef::new`] and kept
+/// by [`MatRef::rows`], [`MatRef::cols`] and [`MatRef::t`], all of which assert their
+/// arguments): every element `(i, j)` with `i < rows`, `j < cols` lies at
+/// `i·row_stride + j·col_stride < data.len()`, and a view with at least one element has both
+/// strides at most the length of the slice given to `MatRef::new` (so they fit in `isize`).
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
     data: &'a [f32],
@@ -13,22 +19,39 @@ pub struct MatRef<'a> {
 }
 
 impl<'a> MatRef<'a> {
-    /// A contiguous row-major matrix. `data` must hold at least `rows * cols` values.
+    /// A contiguous row-major matrix.
+    ///
+    /// # Panics
+    ///
+    /// If `data` holds fewer than `rows * cols` values.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(data.len() >= rows * cols);
+        // Checked product: a wrapped one could pass with a short slice.
+        assert!(
+            rows.checked_mul(cols).is_some_and(|len| len <= data.len()),
+            "MatRef::new: {} values cannot hold a {rows}×{cols} matrix",
+            data.len()
+        );
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
     /// Rows `r0..r1` of this view (no copy).
+    ///
+    /// # Panics
+    ///
+    /// Unless `r0 <= r1 <= rows`.
     pub fn rows(self, r0: usize, r1: usize) -> Self {
-        debug_assert!(r0 <= r1 && r1 <= self.rows);
+        assert!(r0 <= r1 && r1 <= self.rows, "MatRef::rows: {r0}..{r1} out of 0..{}", self.rows);
         let start = (r0 * self.row_stride).min(self.data.len());
         Self { data: &self.data[start..], rows: r1 - r0, ..self }
     }
 
     /// Columns `c0..c1` of this view (no copy).
+    ///
+    /// # Panics
+    ///
+    /// Unless `c0 <= c1 <= cols`.
     pub fn cols(self, c0: usize, c1: usize) -> Self {
-        debug_assert!(c0 <= c1 && c1 <= self.cols);
+        assert!(c0 <= c1 && c1 <= self.cols, "MatRef::cols: {c0}..{c1} out of 0..{}", self.cols);
         let start = (c0 * self.col_stride).min(self.data.len());
         Self { data: &self.data[start..], cols: c1 - c0, ..self }
     }
@@ -48,41 +71,92 @@ impl<'a> MatRef<'a> {
 /// `dst (m×n, row-major contiguous) = [dst +] a (m×k) · b (k×n)`.
 ///
 /// `accumulate` adds to the existing contents of `dst` instead of overwriting them.
+///
+/// # Panics
+///
+/// If `b` does not have as many rows as `a` has columns, or `dst` holds fewer than `m·n`
+/// values (checked in every build profile).
 pub fn matmul(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     let threads = rayon::current_num_threads();
-    let big = a.rows * a.cols * b.cols > 64 * 64 * 64;
-    matmul_on(dst, a, b, accumulate, if big { threads } else { 1 });
+    matmul_on(dst, a, b, accumulate, if is_big(a, b) { threads } else { 1 });
 }
 
 /// [`matmul`] into an `m×n` block of a larger row-major matrix whose rows are `dst_row_stride`
 /// apart (`dst` starts at the block's first element).
+///
+/// # Panics
+///
+/// If `b` does not have as many rows as `a` has columns, `dst_row_stride < n`, or `dst` ends
+/// before the block's last element (`(m−1)·dst_row_stride + n` values are needed).
 pub fn matmul_block(dst: &mut [f32], dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    check_inner(a, b);
     let (m, n) = (a.rows, b.cols);
     if m == 0 || n == 0 {
         return;
     }
-    // The block's last row ends at (m−1)·stride + n.
-    assert!(dst_row_stride >= n && dst.len() >= (m - 1) * dst_row_stride + n, "matmul_block: destination too short");
+    // The block's last row ends at (m−1)·stride + n (checked arithmetic: a wrapped sum could
+    // pass with a short slice); the stride must also fit gemm's isize.
+    let need = (m - 1).checked_mul(dst_row_stride).and_then(|v| v.checked_add(n));
+    assert!(
+        dst_row_stride >= n && dst_row_stride <= isize::MAX as usize && need.is_some_and(|need| need <= dst.len()),
+        "matmul_block: destination of {} values too short for a {m}×{n} block with row stride {dst_row_stride}",
+        dst.len()
+    );
     let threads = rayon::current_num_threads();
-    let big = m * a.cols * n > 64 * 64 * 64;
-    gemm_raw(dst.as_mut_ptr(), dst_row_stride, a, b, accumulate, if big { threads } else { 1 });
+    // SAFETY: checked just above: rows i < m of the block (n values each, `dst_row_stride` ≥ n
+    // apart) lie inside `dst`, which is borrowed mutably (so aliased by neither `a` nor `b`);
+    // `b.rows == a.cols` (`check_inner`).
+    unsafe { gemm_raw(dst.as_mut_ptr(), dst_row_stride, a, b, accumulate, if is_big(a, b) { threads } else { 1 }) };
 }
 
 /// [`matmul`] on the calling thread only: for callers that already run one product per rayon
 /// task (many small products), where splitting each product again only adds overhead.
+///
+/// # Panics
+///
+/// As [`matmul`].
 pub fn matmul_serial(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
     matmul_on(dst, a, b, accumulate, 1);
 }
 
+/// Whether a product is worth splitting across threads.
+fn is_big(a: MatRef<'_>, b: MatRef<'_>) -> bool {
+    a.rows.saturating_mul(a.cols).saturating_mul(b.cols) > 64 * 64 * 64
+}
+
+/// The inner dimensions must agree: `gemm` reads `k = a.cols` rows of `b`.
+fn check_inner(a: MatRef<'_>, b: MatRef<'_>) {
+    assert!(a.cols == b.rows, "matmul: inner dimensions differ ({}×{} times {}×{})", a.rows, a.cols, b.rows, b.cols);
+}
+
 fn matmul_on(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+    check_inner(a, b);
     let (m, n) = (a.rows, b.cols);
-    debug_assert!(dst.len() >= m * n);
-    gemm_raw(dst.as_mut_ptr(), n, a, b, accumulate, threads);
+    assert!(
+        m.checked_mul(n).is_some_and(|len| len <= dst.len()),
+        "matmul: destination of {} values too short for a {m}×{n} product",
+        dst.len()
+    );
+    // SAFETY: `dst` (borrowed mutably, so aliased by neither `a` nor `b`) holds the m×n block
+    // with row stride n (checked just above; n ≤ dst.len() fits isize whenever m > 0), and
+    // `b.rows == a.cols` (`check_inner`).
+    unsafe { gemm_raw(dst.as_mut_ptr(), n, a, b, accumulate, threads) };
 }
 
 /// The `gemm` call behind every product: `dst` points at an `m×n` block with rows
-/// `dst_row_stride` apart, which the callers have checked to lie inside their slice.
-fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+/// `dst_row_stride` apart, `m = a.rows`, `n = b.cols`.
+///
+/// # Safety
+///
+/// - `b.rows == a.cols`;
+/// - if `m > 0` and `n > 0`: `dst_row_stride >= n`, `dst_row_stride <= isize::MAX`, and for
+///   every `i < m`, `j < n`, `dst.add(i·dst_row_stride + j)` lies in one live allocation and
+///   is valid for reads and writes;
+/// - for the duration of the call no other code reads or writes those block elements (in
+///   particular `a` and `b` do not overlap them).
+///
+/// `a` and `b` need nothing more: [`MatRef`]'s invariant bounds every element they address.
+unsafe fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert_eq!(b.rows, k);
     if m == 0 || n == 0 {
@@ -91,19 +165,23 @@ fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, 
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                // SAFETY: row i of the block lies inside the caller's slice (see above).
+                // SAFETY: row i < m of the block, n values, is valid for writes and not
+                // accessed elsewhere (this function's contract).
                 unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_row_stride), n) }.fill(0.0);
             }
         }
         return;
     }
     if threads > 1 {
-        return split_across_threads(dst, dst_row_stride, a, b, accumulate, threads);
+        // SAFETY: the same contract, passed on unchanged.
+        return unsafe { split_across_threads(dst, dst_row_stride, a, b, accumulate, threads) };
     }
     let par = gemm::Parallelism::None;
-    // SAFETY: the views were built from slices whose lengths cover every (row, col) addressed
-    // through their strides (checked by construction in `MatRef::new`), and `dst` covers the
-    // m×n block with row stride `dst_row_stride` (checked by the callers).
+    // SAFETY: m, n, k > 0. The views address only elements inside their slices, with strides
+    // that fit isize ([`MatRef`]'s invariant, asserted at construction), and b has k rows;
+    // `dst` covers the m×n block with row stride `dst_row_stride` ≤ isize::MAX, exclusively
+    // for this call (this function's contract), so `gemm` neither reads nor writes outside
+    // them and the output aliases neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -133,7 +211,13 @@ fn gemm_raw(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, 
 /// (rows or columns). `gemm`'s own parallel split was measured to leave up to half of the second
 /// core idle on this project's shapes (e.g. 64×576×12544 at 50 GFLOP/s on 2 threads against
 /// 58 on one; BENCHMARKS.md), where one serial product per core reaches ~2× the one-thread rate.
-fn split_across_threads(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+///
+/// # Safety
+///
+/// The contract of [`gemm_raw`]: `b.rows == a.cols`, and `dst` is an exclusively held,
+/// readable and writable `a.rows × b.cols` block with rows `dst_row_stride` (≥ `b.cols`, ≤
+/// `isize::MAX`) apart.
+unsafe fn split_across_threads(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
     use rayon::prelude::*;
     let (m, n) = (a.rows, b.cols);
     // Split the longer side (each block packs the whole of the other operand): row blocks in
@@ -141,19 +225,22 @@ fn split_across_threads(dst: *mut f32, dst_row_stride: usize, a: MatRef<'_>, b: 
     let by_rows = m >= n;
     let (len, align) = if by_rows { (m, 16) } else { (n, 8) };
     let block = len.div_ceil(threads).next_multiple_of(align).max(align);
-    // The blocks are disjoint sets of destination elements; `gemm` writes through the raw
-    // pointer only.
-    let out = SyncPtr::from_raw(dst);
+    // The blocks are disjoint sets of destination elements (`dst_row_stride` ≥ n, so rows do
+    // not overlap); `gemm` writes through the raw pointer only.
+    // SAFETY: `dst` is exclusively ours for this call (contract), and each task below accesses
+    // only its own block of it.
+    let out = unsafe { SyncPtr::from_raw(dst) };
     (0..len.div_ceil(block)).into_par_iter().for_each(|i| {
         let (s, e) = (i * block, ((i + 1) * block).min(len));
         if by_rows {
-            // SAFETY: rows s..e of the block lie inside the caller's destination.
-            let d = unsafe { out.get().add(s * dst_row_stride) };
-            gemm_raw(d, dst_row_stride, a.rows(s, e), b, accumulate, 1);
+            // SAFETY: s < e ≤ m, so rows s..e are part of the caller's exclusively held block,
+            // and no other task touches them; `a.rows(s, e)` keeps a's column count.
+            unsafe { gemm_raw(out.get().add(s * dst_row_stride), dst_row_stride, a.rows(s, e), b, accumulate, 1) };
         } else {
-            // SAFETY: columns s..e of every row lie inside the caller's destination.
-            let d = unsafe { out.get().add(s) };
-            gemm_raw(d, dst_row_stride, a, b.cols(s, e), accumulate, 1);
+            // SAFETY: s < e ≤ n, so columns s..e of every row are part of the caller's
+            // exclusively held block, and no other task touches them; `b.cols(s, e)` keeps
+            // b's row count.
+            unsafe { gemm_raw(out.get().add(s), dst_row_stride, a, b.cols(s, e), accumulate, 1) };
         }
     });
 }
@@ -189,7 +276,8 @@ mod tests {
             let mut serial = vec![0.5; m * n];
             matmul_serial(&mut serial, MatRef::new(&x, m, k), MatRef::new(&y, k, n), true);
             let mut split = vec![0.5; m * n];
-            split_across_threads(split.as_mut_ptr(), n, MatRef::new(&x, m, k), MatRef::new(&y, k, n), true, 3);
+            // SAFETY: `split` is an exclusively held m×n row-major block; y has k rows.
+            unsafe { split_across_threads(split.as_mut_ptr(), n, MatRef::new(&x, m, k), MatRef::new(&y, k, n), true, 3) };
             assert_eq!(split, serial, "{m}x{k}x{n}");
         }
         // aᵀ (3x2) · a (2x3)
@@ -201,5 +289,68 @@ mod tests {
                 assert!((d[i * 3 + j] - want).abs() < 1e-5);
             }
         }
+    }
+
+    // The safe entry points check their bounds in every profile (predify-runtime builds its
+    // dev/test profile without debug assertions): too-short slices panic instead of letting
+    // `gemm` write or read out of bounds.
+
+    #[test]
+    #[should_panic(expected = "matmul: destination of 7 values too short for a 2×4 product")]
+    fn matmul_rejects_a_short_destination() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 12]);
+        let mut c = vec![0.0; 7];
+        matmul(&mut c, MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 4), false);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: destination of 0 values too short for a 1×1 product")]
+    fn matmul_serial_rejects_a_short_destination() {
+        let a = vec![1.0; 3];
+        matmul_serial(&mut [], MatRef::new(&a, 1, 3), MatRef::new(&a, 3, 1), true);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul_block: destination of 12 values too short for a 2×4 block with row stride 10")]
+    fn matmul_block_rejects_a_short_destination() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 12]);
+        let mut c = vec![0.0; 12];
+        matmul_block(&mut c, 10, MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 4), false);
+    }
+
+    #[test]
+    #[should_panic(expected = "MatRef::new: 11 values cannot hold a 3×4 matrix")]
+    fn matref_rejects_a_short_input() {
+        let b = vec![1.0; 11];
+        let _ = MatRef::new(&b, 3, 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "MatRef::new: 4 values cannot hold a 2×9223372036854775809 matrix")]
+    fn matref_rejects_a_wrapping_size() {
+        // 2 · (2⁶³ + 1) wraps to 2: an unchecked product would accept the slice.
+        let _ = MatRef::new(&[0.0; 4], 2, (1 << 63) + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: inner dimensions differ (2×3 times 2×4)")]
+    fn matmul_rejects_mismatched_inner_dimensions() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 8]);
+        let mut c = vec![0.0; 8];
+        matmul(&mut c, MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 4), false);
+    }
+
+    #[test]
+    #[should_panic(expected = "MatRef::rows: 1..3 out of 0..2")]
+    fn views_reject_rows_past_the_end() {
+        let a = vec![1.0; 6];
+        let _ = MatRef::new(&a, 2, 3).rows(1, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "MatRef::cols: 2..4 out of 0..3")]
+    fn views_reject_columns_past_the_end() {
+        let a = vec![1.0; 6];
+        let _ = MatRef::new(&a, 2, 3).cols(2, 4);
     }
 }

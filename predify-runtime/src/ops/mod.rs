@@ -3,7 +3,11 @@
 //! transposed convolutions, max pooling and upsampling (Candle's own max-pool backward is wrong
 //! and its bilinear upsample has none).
 //!
-//! Other devices get Candle's "no cuda implementation" error from these ops for now.
+//! With the `cuda` feature, the convolution (two-operand form; callers use the fused-bias form
+//! on the CPU only), weight-gradient, max-pooling, upsampling and upsample-adjoint ops also have
+//! a `cuda_fwd` that re-expresses them with Candle's CUDA ops (see `crate::cuda`); the
+//! element-wise update steps route non-CPU tensors through plain tensor ops instead. On other
+//! devices (Metal) the custom ops return Candle's "no metal implementation" error.
 
 mod conv;
 mod pool;
@@ -12,7 +16,7 @@ mod upsample;
 
 pub(crate) use conv::{ConvDir, ConvOp, ConvWeightGradOp};
 pub(crate) use pool::MaxPoolOp;
-pub(crate) use update::{all_finite, scaled_error, update, UpdateCoeffs};
+pub(crate) use update::{all_finite, scaled_error, update, update_on_cpu};
 pub(crate) use upsample::{UpsampleAdjointOp, UpsampleOp};
 
 use candle_core::backend::BackendStorage;

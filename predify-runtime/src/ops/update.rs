@@ -6,20 +6,12 @@
 //! one pass on rayon. Other devices take the tensor-op route (see [`update`], [`scaled_error`]).
 
 use super::f32_slice;
+use crate::dynamics::UpdateCoeffs;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per rayon task: large enough that a task outweighs its scheduling.
 const CHUNK: usize = 32 * 1024;
-
-/// Coefficients of the representation update `r = β·ff + λ·fb + m·r_prev − s·grd`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct UpdateCoeffs {
-    pub beta: f32,
-    pub lambda: f32,
-    pub memory: f32,
-    pub scale: f32,
-}
 
 /// `β·ff + m·r − s·grd` over (ff, r, grd).
 struct UpdateOp(UpdateCoeffs);
@@ -134,16 +126,14 @@ fn chunk_finite(c: &[f32]) -> bool {
     c.iter().fold(0u32, |m, &v| m | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
 }
 
-/// The representation update `β·ff + λ·fb + m·r_prev − s·grd` (`fb` absent for the top pcoder).
+/// Whether [`update`] can run these operands: f32 on the CPU.
+pub(crate) fn update_on_cpu(ff: &Tensor, r_prev: &Tensor, fb: Option<&Tensor>, grd: &Tensor) -> bool {
+    [Some(ff), Some(r_prev), fb, Some(grd)].iter().flatten().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The representation update (see [`crate::dynamics`]) in one fused pass over f32 CPU
+/// operands ([`update_on_cpu`]); `fb` absent for the top pcoder.
 pub(crate) fn update(ff: &Tensor, r_prev: &Tensor, fb: Option<&Tensor>, grd: &Tensor, c: UpdateCoeffs) -> candle_core::Result<Tensor> {
-    let on_cpu = [Some(ff), Some(r_prev), fb, Some(grd)].iter().flatten().all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
-    if !on_cpu {
-        let mut r = (ff.affine(c.beta as f64, 0.0)? + r_prev.affine(c.memory as f64, 0.0)?)?;
-        if let Some(fb) = fb {
-            r = (r + fb.affine(c.lambda as f64, 0.0)?)?;
-        }
-        return r - grd.affine(c.scale as f64, 0.0)?;
-    }
     let r = ff.contiguous()?.apply_op3_no_bwd(&r_prev.contiguous()?, &grd.contiguous()?, &UpdateOp(c))?;
     if let Some(fb) = fb {
         // `r` is fresh: nobody else sees it change.

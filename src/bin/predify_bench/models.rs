@@ -13,6 +13,7 @@
 //! `scripts/bench_reference.py` builds the same two networks in PyTorch; both count FLOPs the
 //! same way (see [`Model::flop_per_timestep`]).
 
+use predify::Predified as _;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use predify::runtime::layers::{Conv, Linear, MaxPool};

@@ -1,18 +1,26 @@
 //! Reading ONNX models: the graph and its initializers (weights) as Candle tensors.
 //!
-//! The protobuf decoding is `candle-onnx`'s (prost types generated from ONNX's own
-//! `onnx.proto3`); this module adds file-named errors and a checked conversion of
-//! `TensorProto`s. It does not evaluate graphs: a network is rebuilt natively from its
-//! initializers (see [`crate::zoo::mnist8::Mnist8::from_onnx`]).
+//! The protobuf decoding is prost's, on types generated from `proto/onnx.proto` (the part of
+//! ONNX's schema this crate reads, with ONNX's field numbers; everything else in a file is
+//! skipped) into the checked-in [`proto`] module: pure Rust, no `protoc` at build time. After
+//! editing the schema, regenerate with `scripts/onnx-proto.sh` (protox + prost-build, also pure
+//! Rust); `scripts/onnx-proto.sh --check` verifies the checked-in file. This module adds
+//! file-named errors and a checked conversion of `TensorProto`s. It does not evaluate graphs: a
+//! network is rebuilt natively from its initializers (see
+//! [`crate::zoo::mnist8::Mnist8::from_onnx`]).
 //!
-//! Needs the `onnx` feature (on by default; `candle-onnx`'s build script runs `protoc`).
+//! Needs the `onnx` feature (on by default).
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// ONNX's protobuf messages (`ModelProto`, `GraphProto`, `NodeProto`, `TensorProto`, …).
-pub use candle_onnx::onnx as proto;
+/// ONNX's protobuf messages (`ModelProto`, `GraphProto`, `NodeProto`, `TensorProto`, …), generated
+/// by `scripts/onnx-proto.sh` from `proto/onnx.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    include!("proto.rs");
+}
 
 /// Errors while reading an ONNX file; each names the file or tensor concerned.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +75,12 @@ impl OnnxModel {
     /// Read and decode an `.onnx` file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if let Err(source) = std::fs::metadata(&path) {
-            return Err(Error::Io { path, source });
-        }
-        let model = candle_onnx::read_file(&path).map_err(|e| Error::Decode { path: path.clone(), message: e.to_string() })?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let model = <proto::ModelProto as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| Error::Decode { path: path.clone(), message: e.to_string() })?;
         if model.graph.is_none() {
             return Err(Error::Decode { path, message: "the model has no graph".into() });
         }
