@@ -10,8 +10,8 @@
 #                                         # a ~20 ms timestep needs more than 3 for a median)
 #
 # Set-up (first run): a virtual environment in target/bench-venv with `pip install torch` from
-# PyPI, and a release build of the bench binary (without the `onnx` feature, so no protoc is
-# needed). Raw results: target/bench/results.jsonl; the tables are printed at the end.
+# PyPI, and a release build of the bench binary (without the application features, which it
+# does not need). Raw results: target/bench/results.jsonl; the tables are printed at the end.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -56,7 +56,7 @@ export RUSTFLAGS="${RUSTFLAGS:-} -L native=$linkdir"
 export LD_LIBRARY_PATH="$CUDA_ROOT/lib:$CUDA_ROOT/lib64:${LD_LIBRARY_PATH:-}"
 nvcc --version | tail -1
 
-# No `onnx` feature (needs protoc; nothing here reads ONNX).
+# No application features: nothing here reads data sets or ONNX.
 features=(--release --no-default-features --features cuda)
 
 if [[ " $STEPS " == *" parity "* ]]; then

@@ -5,6 +5,7 @@ use predify::candle_core::{DType, Device, Tensor};
 use predify::candle_nn::{self as nn, VarBuilder, VarMap};
 use predify::predify;
 use predify::runtime::layers::Flatten;
+use predify::Predified; // the generated type's run-time API
 
 #[predify(
     name = "PSmall",
