@@ -14,6 +14,7 @@ pub mod eval;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod process;
+pub mod stats;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "train")]
