@@ -10,6 +10,7 @@
 //! `k − 1 − p`.
 
 use super::conv::ConvShape;
+use super::isa::{self, Isa};
 use super::scratch::with_scratch;
 use super::sync_ptr::SyncPtr;
 use rayon::prelude::*;
@@ -70,6 +71,11 @@ fn computes(s: &ConvShape) -> bool {
 /// If `s` is not 2-D with stride and dilation 1, no groups and padding below the kernel size,
 /// or a buffer is too small for `batch` samples of `s`.
 pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    big_to_small_with(isa::active(), big, batch, w, s, bias, out)
+}
+
+/// [`big_to_small`] with the vector instructions of `isa` (panics above [`isa::detected`]).
+pub fn big_to_small_with(isa: Isa, big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
     assert!(computes(s), "direct::big_to_small: unsupported layer {s:?}");
     let g = &s.geom;
     let c = Corr {
@@ -83,7 +89,7 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
     // w is [small][big][ky][kx] = [co][ci][ky][kx] already.
     let kl = c.k[0] * c.k[1];
     let packed = pack(&c, |co, ci, t| w[(co * c.cin + ci) * kl + t]);
-    correlate(&c, big, batch, &packed, bias, out);
+    correlate(isa, &c, big, batch, &packed, bias, out);
 }
 
 /// Transposed-convolution forward (small → big) for a layer that [`suits`] (with
@@ -93,6 +99,11 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
 ///
 /// As [`big_to_small`].
 pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
+    small_to_big_with(isa::active(), small, batch, w, s, bias, out)
+}
+
+/// [`small_to_big`] with the vector instructions of `isa` (panics above [`isa::detected`]).
+pub fn small_to_big_with(isa: Isa, small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, out: &mut [f32]) {
     assert!(computes(s), "direct::small_to_big: unsupported layer {s:?}");
     let g = &s.geom;
     let c = Corr {
@@ -106,7 +117,7 @@ pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias:
     // big[o] gathers small[o + p − k]: a correlation with the kernel flipped (tap K−1−t).
     let kl = c.k[0] * c.k[1];
     let packed = pack(&c, |co, ci, t| w[(ci * c.cout + co) * kl + (kl - 1 - t)]);
-    correlate(&c, small, batch, &packed, bias, out);
+    correlate(isa, &c, small, batch, &packed, bias, out);
 }
 
 /// Weights as `[ci][ky][kx][co]`, so a tile's broadcasts read consecutive values.
@@ -121,7 +132,8 @@ fn pack(c: &Corr, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
     p
 }
 
-fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+fn correlate(isa: Isa, c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    assert!(isa <= isa::detected(), "direct correlation: {} is not supported by this CPU", isa.name());
     let [oh, ow] = c.output;
     // The raw writes in `tiles` rely on this check: checked products, so that no wrapped one
     // passes with a short buffer.
@@ -158,7 +170,7 @@ fn correlate(c: &Corr, input: &[f32], batch: usize, packed: &[f32], bias: Option
             for co in (0..c.cout).step_by(CB) {
                 // SAFETY: sample n's planes start at n·out_len, inside `out` (n < batch, asserted
                 // above); co < cout; y1 ≤ oh; and only this task writes rows y0..y1 of sample n.
-                unsafe { tiles(c, pad, rows, packed, bias, co, y0..y1, dst, n * out_len) };
+                unsafe { tiles(isa, c, pad, rows, packed, bias, co, y0..y1, dst, n * out_len) };
             }
         });
     });
@@ -205,7 +217,7 @@ fn fill_padded(c: &Corr, input: &[f32], y0: usize, rows: usize, pad: &mut [f32])
 /// - while the call runs, nothing else accesses rows `ys` of those planes (channels
 ///   `co..co+CB`), as [`SyncPtr`]'s invariant requires.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: SyncPtr<'_, f32>, base: usize) {
+unsafe fn tiles(isa: Isa, c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option<&[f32]>, co: usize, ys: std::ops::Range<usize>, out: SyncPtr<'_, f32>, base: usize) {
     let nc = CB.min(c.cout - co);
     let mut b = [0f32; CB];
     if let Some(bias) = bias {
@@ -216,7 +228,7 @@ unsafe fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option
     for y in ys {
         for x in (0..ow).step_by(XT) {
             let mut acc = [[0f32; XT]; CB];
-            tile(c, pad, rows, packed, co, nc, y - y0, x, &b, &mut acc);
+            tile(isa, c, pad, rows, packed, co, nc, y - y0, x, &b, &mut acc);
             let n = XT.min(ow - x);
             for (j, a) in acc.iter().enumerate().take(nc) {
                 // SAFETY: co + j < cout, y < oh and x + n ≤ ow, so this row segment lies in the
@@ -234,15 +246,20 @@ unsafe fn tiles(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], bias: Option
     }
 }
 
-/// One register tile: `acc[j][i] = b[j] + Σ w[ci][ky][kx][co+j] · pad[ci][r+ky][x+kx+i]`.
+/// One register tile: `acc[j][i] = b[j] + Σ w[ci][ky][kx][co+j] · pad[ci][r+ky][x+kx+i]`, with
+/// the vector instructions of `isa` (at most [`isa::detected`]; lower levels for tests).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn tile(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+fn tile(isa: Isa, c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+    assert!(isa <= isa::detected(), "direct tile: {} is not supported by this CPU", isa.name());
     #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above), `tile_avx2`'s only precondition:
-        // it asserts the bounds of every access itself (`tile_fits`).
-        return unsafe { x86::tile_avx2(c, pad, rows, packed, co, nc, r, x, b, acc) };
+    match isa {
+        // SAFETY: the CPU has AVX-512 F (asserted above), `tile_avx512`'s only precondition: it
+        // asserts the bounds of every access itself (`tile_fits`).
+        Isa::Avx512 => return unsafe { x86::tile_avx512(c, pad, rows, packed, co, nc, r, x, b, acc) },
+        // SAFETY: as above, with AVX2 and FMA.
+        Isa::Avx2Fma => return unsafe { x86::tile_avx2(c, pad, rows, packed, co, nc, r, x, b, acc) },
+        Isa::Portable => {}
     }
     tile_portable(c, pad, rows, packed, co, nc, r, x, b, acc);
 }
@@ -291,13 +308,6 @@ fn tile_fits(c: &Corr, rl: usize, pad_len: usize, rows: usize, packed_len: usize
 }
 
 #[cfg(target_arch = "x86_64")]
-fn avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-}
-
-#[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{tile_fits, Corr, CB, XT};
     use std::arch::x86_64::*;
@@ -318,6 +328,60 @@ mod x86 {
             3 => run::<3>(c, pad, rows, packed, co, r, x, b, acc),
             2 => run::<2>(c, pad, rows, packed, co, r, x, b, acc),
             _ => run::<1>(c, pad, rows, packed, co, r, x, b, acc),
+        }
+    }
+
+    /// [`super::tile_portable`] with one 16-lane FMA per channel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512 F (as `is_x86_feature_detected!` reports). Nothing else:
+    /// the bounds of every memory access are asserted (panicking) before the loop.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, nc: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+        match nc {
+            4 => run512::<4>(c, pad, rows, packed, co, r, x, b, acc),
+            3 => run512::<3>(c, pad, rows, packed, co, r, x, b, acc),
+            2 => run512::<2>(c, pad, rows, packed, co, r, x, b, acc),
+            _ => run512::<1>(c, pad, rows, packed, co, r, x, b, acc),
+        }
+    }
+
+    /// [`tile_avx512`] for exactly `N` channels.
+    ///
+    /// # Safety
+    ///
+    /// As [`tile_avx512`]: the CPU must support AVX-512 F; bounds are asserted.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn run512<const N: usize>(c: &Corr, pad: &[f32], rows: usize, packed: &[f32], co: usize, r: usize, x: usize, b: &[f32; CB], acc: &mut [[f32; XT]; CB]) {
+        let rl = c.row_len();
+        let (kh, kw, cout) = (c.k[0], c.k[1], c.cout);
+        assert!(tile_fits(c, rl, pad.len(), rows, packed.len(), co, N, r, x), "direct tile: access out of bounds");
+        let mut a = [_mm512_setzero_ps(); N];
+        for j in 0..N {
+            a[j] = _mm512_set1_ps(b[j]);
+        }
+        let pp = pad.as_ptr();
+        let wp = packed.as_ptr();
+        for ci in 0..c.cin {
+            for ky in 0..kh {
+                // In bounds as in `run` (asserted above): XT = 16 values per row read.
+                let row = pp.add((ci * rows + r + ky) * rl + x);
+                let wrow = wp.add((ci * kh + ky) * kw * cout + co);
+                for kx in 0..kw {
+                    let v = _mm512_loadu_ps(row.add(kx));
+                    let wk = wrow.add(kx * cout);
+                    for j in 0..N {
+                        a[j] = _mm512_fmadd_ps(_mm512_set1_ps(*wk.add(j)), v, a[j]);
+                    }
+                }
+            }
+        }
+        for j in 0..N {
+            _mm512_storeu_ps(acc[j].as_mut_ptr(), a[j]);
         }
     }
 
@@ -384,8 +448,8 @@ mod tests {
         a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
     }
 
-    /// Both directions against the GEMM kernels, with and without bias, on the vector path and
-    /// the portable one: odd widths (partial tiles), channel counts that leave partial channel
+    /// Both directions against the GEMM kernels, with and without bias, at every instruction
+    /// level this CPU has (`isa::available`): odd widths (partial tiles), channel counts that leave partial channel
     /// tiles, padding 0..k−1, batch 1 (row bands) and 5.
     #[test]
     fn equals_the_gemm_kernels() {
@@ -408,44 +472,49 @@ mod tests {
             let small = pseudo(batch * cs * geom.small_len(), 3);
             let (bs, bb) = (pseudo(cs, 4), pseudo(cb, 5));
 
-            let mut want = vec![0f32; small.len()];
-            conv::big_to_small(&big, batch, &wt, &s, &mut want);
-            let mut got = vec![f32::NAN; want.len()];
-            big_to_small(&big, batch, &wt, &s, None, &mut got);
-            assert!(max_rel(&got, &want) < 1e-5, "forward {s:?}");
-            big_to_small(&big, batch, &wt, &s, Some(&bs), &mut got);
-            for (plane, &b) in want.chunks_mut(geom.small_len()).zip(bs.iter().cycle()) {
-                plane.iter_mut().for_each(|v| *v += b);
-            }
-            assert!(max_rel(&got, &want) < 1e-5, "forward with bias {s:?}");
+            for level in isa::available() {
+                let mut want = vec![0f32; small.len()];
+                conv::big_to_small(&big, batch, &wt, &s, &mut want);
+                let mut got = vec![f32::NAN; want.len()];
+                big_to_small_with(level, &big, batch, &wt, &s, None, &mut got);
+                assert!(max_rel(&got, &want) < 1e-5, "{}: forward {s:?}", level.name());
+                big_to_small_with(level, &big, batch, &wt, &s, Some(&bs), &mut got);
+                for (plane, &b) in want.chunks_mut(geom.small_len()).zip(bs.iter().cycle()) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+                assert!(max_rel(&got, &want) < 1e-5, "{}: forward with bias {s:?}", level.name());
 
-            let mut want = vec![0f32; big.len()];
-            conv::small_to_big(&small, batch, &wt, &s, &mut want);
-            let mut got = vec![f32::NAN; want.len()];
-            small_to_big(&small, batch, &wt, &s, None, &mut got);
-            assert!(max_rel(&got, &want) < 1e-5, "transposed {s:?}");
-            small_to_big(&small, batch, &wt, &s, Some(&bb), &mut got);
-            for (plane, &b) in want.chunks_mut(geom.big_len()).zip(bb.iter().cycle()) {
-                plane.iter_mut().for_each(|v| *v += b);
+                let mut want = vec![0f32; big.len()];
+                conv::small_to_big(&small, batch, &wt, &s, &mut want);
+                let mut got = vec![f32::NAN; want.len()];
+                small_to_big_with(level, &small, batch, &wt, &s, None, &mut got);
+                assert!(max_rel(&got, &want) < 1e-5, "{}: transposed {s:?}", level.name());
+                small_to_big_with(level, &small, batch, &wt, &s, Some(&bb), &mut got);
+                for (plane, &b) in want.chunks_mut(geom.big_len()).zip(bb.iter().cycle()) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+                assert!(max_rel(&got, &want) < 1e-5, "{}: transposed with bias {s:?}", level.name());
             }
-            assert!(max_rel(&got, &want) < 1e-5, "transposed with bias {s:?}");
         }
+        eprintln!("direct kernels checked at {:?}", isa::available());
     }
 
     #[test]
-    fn portable_tile_equals_the_vector_tile() {
+    fn every_level_of_the_tile_equals_the_portable_one() {
         let c = Corr { cin: 3, cout: 6, input: [5, 9], output: [5, 9], k: [3, 3], pad: [1, 1] };
         let rows = 7;
         let pad = pseudo(c.cin * rows * c.row_len(), 7);
         let packed = pseudo(c.cin * 9 * c.cout, 8);
         let b = [0.5, -1.0, 2.0, 0.25];
-        for (co, nc) in [(0, 4), (4, 2)] {
-            let mut want = [[0f32; XT]; CB];
-            tile_portable(&c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut want);
-            let mut got = [[0f32; XT]; CB];
-            tile(&c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut got);
-            for j in 0..nc {
-                assert!(max_rel(&got[j], &want[j]) < 1e-6, "channel {j}");
+        for level in isa::available() {
+            for (co, nc) in [(0, 4), (4, 2)] {
+                let mut want = [[0f32; XT]; CB];
+                tile_portable(&c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut want);
+                let mut got = [[0f32; XT]; CB];
+                tile(level, &c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut got);
+                for j in 0..nc {
+                    assert!(max_rel(&got[j], &want[j]) < 1e-6, "{}: channel {j}", level.name());
+                }
             }
         }
     }
@@ -481,6 +550,6 @@ mod tests {
         let c = Corr { cin: 2, cout: 4, input: [5, 9], output: [5, 9], k: [3, 3], pad: [1, 1] };
         let rows = 4;
         let (pad, packed) = (vec![0.0; c.cin * rows * c.row_len()], vec![0.0; c.cin * 9 * c.cout]);
-        tile(&c, &pad, rows, &packed, 0, 4, 2, 0, &[0.0; CB], &mut [[0.0; XT]; CB]);
+        tile(isa::detected(), &c, &pad, rows, &packed, 0, 4, 2, 0, &[0.0; CB], &mut [[0.0; XT]; CB]);
     }
 }

@@ -13,6 +13,7 @@ pub mod fft_conv;
 pub mod gemm;
 pub mod geometry;
 pub mod im2col;
+pub mod isa;
 pub mod phase;
 pub mod plan;
 pub mod pool;
