@@ -7,10 +7,18 @@
 
 extern crate self as predify;
 
+// The application modules (feature `train`) import each other in one direction only:
+// common <- loss, noise <- train, eval, tune; all of them may use data.
+#[cfg(feature = "train")]
+pub mod common;
 #[cfg(feature = "data")]
 pub mod data;
 #[cfg(feature = "train")]
 pub mod eval;
+#[cfg(feature = "train")]
+pub mod loss;
+#[cfg(feature = "train")]
+pub mod noise;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod process;

@@ -4,7 +4,7 @@
 mod train_common;
 
 use predify::eval::{self, EvalConfig, Noise, Report};
-use predify::train::Rng;
+use predify::common::Rng;
 use train_common::{synthetic_set, temp_dir, tiny_net};
 
 #[test]

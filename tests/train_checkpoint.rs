@@ -6,7 +6,7 @@ mod train_common;
 
 use predify::Predified;
 use candle_core::{DType, Device, Tensor};
-use predify::train::checkpoint::write_atomic;
+use predify::common::write_atomic;
 use predify::train::{Checkpoint, Error, OptimizerConfig, TrainConfig, Trainer};
 use std::io::Write;
 use train_common::{synthetic_set, temp_dir, tiny_net, weights};
@@ -230,7 +230,7 @@ fn divergence_is_an_error_naming_the_pcoder() {
 fn the_fast_timestep0_path_equals_the_runtime_reconstruction_grads() {
     let net = tiny_net("PTiny", "gradient_scaling = true", 10);
     let data = synthetic_set(12, 10);
-    let x = predify::train::gather(&data, &(0..12).collect::<Vec<_>>(), &Device::Cpu).unwrap().0;
+    let x = predify::data::gather(&data, &(0..12).collect::<Vec<_>>(), &Device::Cpu).unwrap().0;
     let fast = predify::train::timestep0_grads(&net, &x).unwrap();
     let mut st = net.pnet().new_state(x.clone()).unwrap();
     net.step(&mut st).unwrap();

@@ -22,7 +22,7 @@ fn backbone_training_learns_and_round_trips() {
     let path = dir.join("backbone.safetensors");
     supervised::save_backbone(&net, &path).unwrap();
     let back = supervised::load_backbone(&path).unwrap();
-    let x = predify::train::gather(&data, &[0, 1, 2], &Device::Cpu).unwrap().0;
+    let x = predify::data::gather(&data, &[0, 1, 2], &Device::Cpu).unwrap().0;
     let d = (net.forward(&x).unwrap() - back.forward(&x).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-5, "reloaded backbone differs by {d}");
 

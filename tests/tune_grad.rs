@@ -7,16 +7,16 @@ mod train_common;
 use candle_core::{DType, Device, Module, Tensor};
 use predify::runtime::{HyperLogits, Hyperparameters};
 use predify::runtime::chain::Segmented;
-use predify::train::Rng;
+use predify::common::Rng;
 use predify::Predified;
 use predify::tune::{self, hyper_grads, unroll, TuneConfig};
 use train_common::{synthetic_set, tiny_net};
 
-fn batch(n: usize, seed: u64, sigma: f32) -> (Tensor, Vec<u8>) {
+fn batch(n: usize, seed: u64, sigma: f32) -> (Tensor, Vec<u32>) {
     let set = synthetic_set(n, seed);
-    let (x, y) = predify::train::gather(&set, &(0..n).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let (x, y) = predify::data::gather(&set, &(0..n).collect::<Vec<_>>(), &Device::Cpu).unwrap();
     let mut rng = Rng::new(seed);
-    let x = predify::eval::Noise::Gaussian(sigma).apply(&x, &mut rng, (0.0, 1.0)).unwrap();
+    let x = predify::noise::Noise::Gaussian(sigma).apply(&x, &mut rng, (0.0, 1.0)).unwrap();
     (x, y)
 }
 
@@ -47,12 +47,12 @@ fn unrolled_forward_matches_the_runtime() {
     }
 }
 
-fn loss_with<M: Segmented>(net: &mut M, logits: &[HyperLogits], x: &Tensor, y: &[u8], steps: usize, frozen: Option<&[tune::StepRecord]>) -> f64 {
+fn loss_with<M: Segmented>(net: &mut M, logits: &[HyperLogits], x: &Tensor, y: &[u32], steps: usize, frozen: Option<&[tune::StepRecord]>) -> f64 {
     for (i, l) in logits.iter().enumerate() {
         net.pnet_mut().set_logits(i, *l).unwrap();
     }
     let tape = unroll(&*net, x, steps, frozen).unwrap();
-    tape.iter().map(|r| tune::cross_entropy(&r.logits, y).unwrap().0).sum()
+    tape.iter().map(|r| predify::loss::cross_entropy(&r.logits, y).unwrap().0).sum()
 }
 
 fn perturbed(l: &[HyperLogits], i: usize, j: usize, d: f32) -> Vec<HyperLogits> {
@@ -167,7 +167,7 @@ fn segment_adjoints_match_finite_differences() {
 #[test]
 fn cross_entropy_gradient_is_softmax_minus_onehot() {
     let logits = Tensor::new(&[[1.0f32, 2.0, 0.5], [0.0, -1.0, 3.0]], &Device::Cpu).unwrap();
-    let (l, g) = tune::cross_entropy(&logits, &[1, 2]).unwrap();
+    let (l, g) = predify::loss::cross_entropy(&logits, &[1, 2]).unwrap();
     let row = |r: [f64; 3], y: usize| {
         let z: f64 = r.iter().map(|v| v.exp()).sum();
         (z.ln() - r[y], r.map(|v| v.exp() / z))

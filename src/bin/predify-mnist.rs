@@ -11,7 +11,9 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use predify::Predified;
 use predify::data::mnist::{self, MnistSet, Split};
-use predify::eval::{self, EvalConfig, Noise};
+use predify::data::{self, Dataset};
+use predify::eval::{self, EvalConfig};
+use predify::noise::Noise;
 use predify::train::{self, supervised, Checkpoint, OptimizerConfig, TrainConfig, Trainer};
 use predify::tune::{self, TuneConfig};
 use predify::zoo::mnist8::{self, Mnist8, PMnist8};
@@ -262,7 +264,7 @@ fn load_data(args: &Args) -> BoxResult<(MnistSet, MnistSet, PathBuf)> {
     let dir = match (&args.idx_dir, args.dataset.as_str()) {
         (Some(d), _) => d.clone(),
         (None, "mnist") => mnist::obtain(&args.data_dir)?,
-        (None, _) => supervised::obtain_fashion_mnist(&args.data_dir)?,
+        (None, _) => data::fashion::obtain(&args.data_dir)?,
     };
     let train = mnist::load_dir(&dir, Split::Train)?;
     let test = mnist::load_dir(&dir, Split::Test)?;
@@ -344,7 +346,7 @@ fn main_job(args: &Args) -> BoxResult<()> {
     println!("predify-mnist: {} threads, seed {}", rayon::current_num_threads(), args.seed);
 
     let (train_full, test, dir) = load_data(args)?;
-    let (train_set, val_set) = train::split_off(&train_full, args.val_size)?;
+    let (train_set, val_set) = data::split_off(&train_full, args.val_size)?;
     println!(
         "data: {} from {} ({} training, {} held out, {} test images)",
         args.dataset,

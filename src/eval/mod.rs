@@ -10,104 +10,25 @@
 //! that with plain `PCoder`s (no gradient scaling) the error term depends on the batch size,
 //! as in Predify, so the batch size is part of the result.
 //!
+//! The set is any [`Dataset`] whose items have the network's input shape. The noise models are
+//! [`crate::noise::Noise`] (re-exported here, since [`EvalConfig`] lists them); set
+//! [`EvalConfig::pixel_range`] to the range of the data set's values.
+//!
 //! Output: [`Report::table`] (stdout), [`Report::to_csv`], [`Report::to_json`] and
 //! [`Report::plot`] (PNG, accuracy versus timestep, one panel per noise level).
 
 mod plot;
 
-use crate::data::mnist::MnistSet;
-use crate::train::{gather, progress_bar, Error, Result, Rng};
-use predify_runtime::Predified;
+pub use crate::noise::Noise;
+
+use crate::common::progress::progress_bar;
+use crate::common::{write_atomic, Error, Result, Rng};
+use crate::data::{gather, Dataset};
 use candle_core::{Device, Tensor, D};
+use predify_runtime::Predified;
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
-
-/// A corruption of the input.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "level", rename_all = "snake_case")]
-pub enum Noise {
-    /// No corruption.
-    Clean,
-    /// Additive Gaussian noise of this standard deviation, on the normalised input.
-    Gaussian(f32),
-    /// Salt-and-pepper noise: this fraction of pixels set to the minimum or maximum value
-    /// (half each, in expectation).
-    SaltPepper(f32),
-}
-
-impl Noise {
-    /// A short label: `clean`, `gauss 0.50`, `s&p 0.10`.
-    pub fn label(&self) -> String {
-        match self {
-            Noise::Clean => "clean".into(),
-            Noise::Gaussian(s) => format!("gauss {s:.2}"),
-            Noise::SaltPepper(p) => format!("s&p {p:.2}"),
-        }
-    }
-
-    /// `(kind, level)` for tables: `("gaussian", 0.5)`.
-    pub fn kind_level(&self) -> (&'static str, f32) {
-        match *self {
-            Noise::Clean => ("clean", 0.0),
-            Noise::Gaussian(s) => ("gaussian", s),
-            Noise::SaltPepper(p) => ("salt_pepper", p),
-        }
-    }
-
-    /// Corrupt `x` with values drawn from `rng`; `range` is the (min, max) pixel value that
-    /// salt-and-pepper noise writes.
-    pub fn apply(&self, x: &Tensor, rng: &mut Rng, range: (f32, f32)) -> Result<Tensor> {
-        let v = match *self {
-            Noise::Clean => return Ok(x.clone()),
-            Noise::Gaussian(s) => {
-                let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-                for p in v.iter_mut() {
-                    *p += s * rng.normal() as f32;
-                }
-                v
-            }
-            Noise::SaltPepper(frac) => {
-                let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-                let half = frac as f64 / 2.0;
-                for p in v.iter_mut() {
-                    let u = rng.uniform();
-                    if u < half {
-                        *p = range.0;
-                    } else if u < 2.0 * half {
-                        *p = range.1;
-                    }
-                }
-                v
-            }
-        };
-        Ok(Tensor::from_vec(v, x.dims(), x.device())?)
-    }
-
-    /// Parse `clean`, `gauss:0.5` / `gaussian:0.5` or `sp:0.1` / `s&p:0.1` / `salt_pepper:0.1`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let s = s.trim();
-        if s == "clean" {
-            return Ok(Noise::Clean);
-        }
-        let bad = || Error::Config(format!("noise `{s}`: expected clean, gauss:SIGMA or sp:FRACTION"));
-        let (kind, level) = s.split_once(':').ok_or_else(bad)?;
-        let level: f32 = level.trim().parse().map_err(|_| bad())?;
-        if !level.is_finite() || level < 0.0 {
-            return Err(bad());
-        }
-        match kind.trim() {
-            "gauss" | "gaussian" => Ok(Noise::Gaussian(level)),
-            "sp" | "s&p" | "salt_pepper" => {
-                if level > 1.0 {
-                    return Err(Error::Config(format!("noise `{s}`: a salt-and-pepper fraction is at most 1")));
-                }
-                Ok(Noise::SaltPepper(level))
-            }
-            _ => Err(bad()),
-        }
-    }
-}
 
 /// Settings of a robustness evaluation.
 #[derive(Debug, Clone)]
@@ -184,7 +105,7 @@ pub struct Report {
 }
 
 /// Evaluate `model` on `set` under every condition of `config` (see the module docs).
-pub fn evaluate<M: Predified + Sync>(model: &M, set: &MnistSet, config: &EvalConfig) -> Result<Report> {
+pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), config: &EvalConfig) -> Result<Report> {
     let started = Instant::now();
     let n = config.limit.map_or(set.len(), |l| l.min(set.len()));
     if n == 0 {
@@ -250,9 +171,9 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &MnistSet, config: &EvalCon
 }
 
 /// Number of rows of `logits` whose argmax equals the label.
-fn correct(logits: &Tensor, labels: &[u8]) -> Result<usize> {
+fn correct(logits: &Tensor, labels: &[u32]) -> Result<usize> {
     let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    Ok(pred.iter().zip(labels).filter(|(p, l)| **p == **l as u32).count())
+    Ok(pred.iter().zip(labels).filter(|(p, l)| p == l).count())
 }
 
 impl Report {
@@ -316,9 +237,9 @@ impl Report {
         use std::io::Write;
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         let csv = dir.join(format!("{stem}.csv"));
-        crate::train::checkpoint::write_atomic(&csv, |f| f.write_all(self.to_csv().as_bytes()))?;
+        write_atomic(&csv, |f| f.write_all(self.to_csv().as_bytes()))?;
         let json = dir.join(format!("{stem}.json"));
-        crate::train::checkpoint::write_atomic(&json, |f| f.write_all(self.to_json().as_bytes()))?;
+        write_atomic(&json, |f| f.write_all(self.to_json().as_bytes()))?;
         let png = dir.join(format!("{stem}.png"));
         self.plot(&png)?;
         Ok(vec![csv, json, png])

@@ -2,7 +2,7 @@
 //! embedded DejaVu Sans font through `ab_glyph`: no system font libraries needed).
 
 use super::Report;
-use crate::train::{Error, Result};
+use crate::common::{Error, Result};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;

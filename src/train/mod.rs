@@ -3,9 +3,10 @@
 //! One backbone pass at timestep 0 (every representation is its feedforward value), the
 //! backbone frozen, and the loss `Σ_i MSE(prd_i, rep_{i−1})` with the image as the first
 //! target ([`predify_runtime::PNet::reconstruction_grads`]); the optimiser holds the predictor
-//! parameters only. Batches are drawn from a seeded shuffle of the training set (one per
-//! epoch, derived from the seed and the epoch number, so a resumed run draws the same batches);
-//! an evaluation pass on held-out data closes every epoch; checkpoints
+//! parameters only. The data are any [`Dataset`] whose items have the network's input shape.
+//! Batches are drawn from a seeded shuffle of the training set (one per epoch, derived from the
+//! seed and the epoch number, so a resumed run draws the same batches); an evaluation pass on
+//! held-out data closes every epoch; checkpoints
 //! ([`checkpoint::Checkpoint`]) are written atomically and resuming from one continues exactly
 //! where it stopped (same weights, bit for bit, as a run that was never interrupted).
 //!
@@ -16,76 +17,34 @@
 //!
 //! ```no_run
 //! use predify::train::{Trainer, TrainConfig};
-//! # fn demo(model: &predify::zoo::mnist8::PMnist8, train: &predify::data::mnist::MnistSet,
-//! #         val: &predify::data::mnist::MnistSet) -> Result<(), predify::train::Error> {
+//! use predify::data::split_off;
+//! # fn demo(model: &predify::zoo::mnist8::PMnist8, set: &predify::data::mnist::MnistSet) -> Result<(), predify::train::Error> {
+//! let (train, val) = split_off(set, 1000)?; // hold out the last 1000 items
 //! let config = TrainConfig { epochs: 2, checkpoint: Some("out/checkpoint.safetensors".into()), ..TrainConfig::default() };
 //! let mut trainer = Trainer::new(model, config)?;
-//! for report in trainer.fit(train, Some(val))? {
+//! for report in trainer.fit(&train, Some(&val))? {
 //!     println!("epoch {}: train {:?} val {:?}", report.epoch + 1, report.train_loss, report.val_loss);
 //! }
 //! # Ok(()) }
 //! ```
 
 pub mod checkpoint;
-pub mod rng;
 pub mod supervised;
 
 pub use checkpoint::{Checkpoint, Position};
-pub use rng::Rng;
+/// The error type of training, evaluation and tuning, defined in [`crate::common`] and
+/// re-exported here because the trainer's signatures use it.
+pub use crate::common::{Error, Result};
 
-use crate::data::mnist::MnistSet;
+use crate::common::progress::progress_bar;
+use crate::common::{epoch_order, Rng};
+use crate::data::{gather, Dataset};
 use candle_core::{Device, Tensor, Var};
 use predify_runtime::Predified;
 use predify_runtime::optim::{Adam, CosineWarmRestarts, Optimizer, RmsProp, Sgd};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Errors of training, evaluation and tuning; each names the file, tensor or pcoder concerned.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// From the runtime (shapes, the dynamics).
-    #[error(transparent)]
-    Runtime(#[from] predify_runtime::Error),
-    /// From reading a data set.
-    #[error(transparent)]
-    Data(#[from] crate::data::Error),
-    /// From Candle.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A checkpoint is unreadable or does not fit the network.
-    #[error("{path}: {message}")]
-    Checkpoint {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What is wrong (names the tensor).
-        message: String,
-    },
-    /// A loss or a representation became NaN or infinite.
-    #[error("diverged at epoch {epoch}, step {step}: {message}; lower the learning rate")]
-    Diverged {
-        /// Epoch (1-based).
-        epoch: usize,
-        /// Step within the epoch (1-based).
-        step: usize,
-        /// What became non-finite, naming the pcoder.
-        message: String,
-    },
-    /// An invalid setting.
-    #[error("{0}")]
-    Config(String),
-}
-
-/// `Result` with this module's [`Error`].
-pub type Result<T> = std::result::Result<T, Error>;
 
 /// The optimiser over the predictor parameters (PyTorch semantics, see
 /// [`predify_runtime::optim`]).
@@ -209,43 +168,6 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
-/// Images `indices` of `set` as a `[n, 1, H, W]` f32 batch in `[0, 1]`, and their labels.
-pub fn gather(set: &MnistSet, indices: &[usize], device: &Device) -> Result<(Tensor, Vec<u8>)> {
-    let d = set.images().dims();
-    let (h, w) = (d[1], d[2]);
-    let px = h * w;
-    let data = set.images().data();
-    let mut out = Vec::with_capacity(indices.len() * px);
-    let mut labels = Vec::with_capacity(indices.len());
-    for &i in indices {
-        if i >= set.len() {
-            return Err(Error::Config(format!("image index {i} out of range (the set has {})", set.len())));
-        }
-        out.extend(data[i * px..(i + 1) * px].iter().map(|&p| p as f32 / 255.0));
-        labels.push(set.labels()[i]);
-    }
-    Ok((Tensor::from_vec(out, (indices.len(), 1, h, w), device)?, labels))
-}
-
-/// Split `set` into its first `len − held_out` images and its last `held_out` images (at
-/// least one image stays on each side when the set has two or more).
-pub fn split_off(set: &MnistSet, held_out: usize) -> Result<(MnistSet, MnistSet)> {
-    use crate::data::idx::IdxArray;
-    let n = set.len();
-    if n < 2 {
-        return Err(Error::Config(format!("cannot hold out images from a set of {n}")));
-    }
-    let k = held_out.clamp(1, n - 1);
-    let d = set.images().dims();
-    let px = d[1] * d[2];
-    let part = |a: usize, b: usize| -> Result<MnistSet> {
-        let imgs = IdxArray::new(vec![b - a, d[1], d[2]], set.images().data()[a * px..b * px].to_vec())?;
-        let labels = IdxArray::new(vec![b - a], set.labels()[a..b].to_vec())?;
-        Ok(MnistSet::new(imgs, labels, Path::new("<held-out split>"))?)
-    };
-    Ok((part(0, n - k)?, part(n - k, n)?))
-}
-
 /// Initialise every predictor parameter as PyTorch does for a fresh layer,
 /// `U(−1/√fan_in, 1/√fan_in)` with `fan_in = weight.dims[1] · kernel size` (the bias uses its
 /// weight's bound), drawn from a generator seeded with `seed`: the same initial weights for the
@@ -264,12 +186,6 @@ pub fn init_feedback(pnet: &predify_runtime::PNet, seed: u64) -> Result<()> {
         var.set(&Tensor::from_vec(v, dims, &Device::Cpu)?)?;
     }
     Ok(())
-}
-
-/// The order in which epoch `epoch` visits `n` images: a permutation derived from `seed`
-/// and `epoch` only.
-pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    Rng::derive(seed, "epoch-shuffle", epoch as u64).permutation(n)
 }
 
 /// Feedback-weight training of one predified network (see the module docs).
@@ -435,7 +351,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
 
     /// Train from the current position until `max_steps` more steps are done (all remaining
     /// epochs if `None`); evaluates on `val` and checkpoints at the end of each epoch.
-    pub fn run(&mut self, train: &MnistSet, val: Option<&MnistSet>, max_steps: Option<u64>) -> Result<()> {
+    pub fn run(&mut self, train: &(impl Dataset + ?Sized), val: Option<&dyn Dataset>, max_steps: Option<u64>) -> Result<()> {
         let n = self.config.train_limit.map_or(train.len(), |l| l.min(train.len()));
         if n == 0 {
             return Err(Error::Config("the training set is empty".into()));
@@ -498,7 +414,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
     }
 
     /// Train all remaining epochs (see [`Trainer::run`]); returns every epoch's report.
-    pub fn fit(&mut self, train: &MnistSet, val: Option<&MnistSet>) -> Result<Vec<EpochReport>> {
+    pub fn fit(&mut self, train: &(impl Dataset + ?Sized), val: Option<&dyn Dataset>) -> Result<Vec<EpochReport>> {
         self.run(train, val, None)?;
         Ok(self.history.clone())
     }
@@ -510,7 +426,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
 
     /// Mean reconstruction loss of each pcoder over `set` (the first `val_limit` images),
     /// weighted by batch size; batches run in parallel.
-    pub fn evaluate(&self, set: &MnistSet) -> Result<Vec<f32>> {
+    pub fn evaluate(&self, set: &(impl Dataset + ?Sized)) -> Result<Vec<f32>> {
         reconstruction_loss(self.model, set, self.config.val_limit, self.config.batch_size)
     }
 }
@@ -524,7 +440,7 @@ pub fn timestep0_grads<M: Predified + ?Sized>(model: &M, x: &Tensor) -> predify_
 
 /// Mean reconstruction loss of each pcoder at timestep 0 over the first `limit` images of
 /// `set`, in batches of `batch_size` run in parallel.
-pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &MnistSet, limit: Option<usize>, batch_size: usize) -> Result<Vec<f32>> {
+pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), limit: Option<usize>, batch_size: usize) -> Result<Vec<f32>> {
     let n = limit.map_or(set.len(), |l| l.min(set.len()));
     let k = model.pnet().len();
     let starts: Vec<usize> = (0..n).step_by(batch_size.max(1)).collect();
@@ -559,18 +475,4 @@ pub fn reconstruction_loss<M: Predified + Sync>(model: &M, set: &MnistSet, limit
 /// `pc1 0.01234  pc2 0.04567`.
 pub fn loss_message(losses: &[f32]) -> String {
     losses.iter().enumerate().map(|(i, l)| format!("pc{} {l:.5}", i + 1)).collect::<Vec<_>>().join("  ")
-}
-
-/// A progress bar on stderr (hidden when `show` is false or stderr is not a terminal).
-pub(crate) fn progress_bar(show: bool, len: u64, prefix: String) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(prefix);
-    bar
 }

@@ -6,84 +6,28 @@
 //! `Conv::input_grad`, `MaxPool::input_grad`). Weights are saved as safetensors under
 //! [`Mnist8`]'s names (`conv1.weight`, …, `fc.bias`) and load with [`load_backbone`].
 //!
-//! Fashion-MNIST comes from the Debian package `dataset-fashion-mnist` (gzipped IDX files,
-//! MIT licence): [`obtain_fashion_mnist`].
+//! The data are any [`Dataset`] of `[1, 28, 28]` items (Fashion-MNIST:
+//! [`crate::data::fashion::obtain`], loaded as an [`crate::data::mnist::MnistSet`]).
 
-use super::{epoch_order, gather, progress_bar, Error, Result, Rng};
-use crate::data::mnist::{self, MnistSet, Split};
-use crate::tune::cross_entropy;
+use crate::common::progress::progress_bar;
+use crate::common::{epoch_order, write_atomic, Error, Result, Rng};
+use crate::data::{gather, Dataset};
+use crate::loss::cross_entropy;
 use crate::zoo::mnist8::Mnist8;
 use candle_core::{DType, Device, Tensor, Var, D};
 use predify_runtime::layers::Linear;
 use predify_runtime::optim::{Adam, Optimizer};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
-/// The Debian package that carries Fashion-MNIST.
-pub const FASHION_PACKAGE: &str = "dataset-fashion-mnist";
-/// Where [`obtain_fashion_mnist`] keeps the files, inside the cache directory.
-pub const FASHION_SUBDIR: &str = "fashion-mnist";
-
-/// A directory holding Fashion-MNIST's four IDX files: `cache_dir/fashion-mnist` if they are
-/// there, else obtained with `apt-get download dataset-fashion-mnist` and `dpkg-deb -x` (the
-/// package's `/usr/share/datasets/fashion-mnist/*.gz`), or taken from an installed package.
-pub fn obtain_fashion_mnist(cache_dir: impl AsRef<Path>) -> Result<PathBuf> {
-    let cache_dir = cache_dir.as_ref();
-    let target = cache_dir.join(FASHION_SUBDIR);
-    let complete = |d: &Path| mnist::has_split(d, Split::Train) && mnist::has_split(d, Split::Test);
-    if complete(&target) {
-        return Ok(target);
+/// [`Mnist8`] reads `[1, 28, 28]` images: say so up front rather than fail in a layer.
+fn check_items(set: &(impl Dataset + ?Sized)) -> Result<()> {
+    if set.item_shape() != crate::data::mnist::ITEM_SHAPE {
+        return Err(Error::Config(format!("the mnist-8 backbone takes [1, 28, 28] images, the data set has items of shape {:?}", set.item_shape())));
     }
-    let installed = Path::new("/usr/share/datasets/fashion-mnist");
-    if complete(installed) {
-        return Ok(installed.to_path_buf());
-    }
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    let work = cache_dir.join(format!(".fashion-download-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
-    let run = |cmd: &str, args: &[&str]| -> Result<()> {
-        let out = std::process::Command::new(cmd).args(args).current_dir(&work).output().map_err(|e| {
-            Error::Config(format!(
-                "Fashion-MNIST is not in {} and `{cmd}` could not be run ({e}); on Debian/Ubuntu run `apt-get download {FASHION_PACKAGE}`, or pass --idx-dir with the IDX files",
-                target.display()
-            ))
-        })?;
-        if !out.status.success() {
-            return Err(Error::Config(format!("`{cmd} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())));
-        }
-        Ok(())
-    };
-    let result = (|| -> Result<()> {
-        run("apt-get", &["download", FASHION_PACKAGE])?;
-        let deb = std::fs::read_dir(&work)
-            .map_err(io(&work))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .ok_or_else(|| Error::Config(format!("`apt-get download {FASHION_PACKAGE}` produced no .deb")))?;
-        // `run` works inside `work`: name the package relative to it
-        let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        run("dpkg-deb", &["-x", &deb_name, "root"])?;
-        let src = work.join("root/usr/share/datasets/fashion-mnist");
-        if !complete(&src) {
-            return Err(Error::Config(format!("{}: the package does not hold the four IDX files", deb.display())));
-        }
-        std::fs::create_dir_all(&target).map_err(io(&target))?;
-        for e in std::fs::read_dir(&src).map_err(io(&src))?.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let tmp = target.join(format!(".{}.tmp", name.to_string_lossy()));
-            std::fs::copy(e.path(), &tmp).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, target.join(&name)).map_err(io(&target.join(&name)))?;
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    result?;
-    Ok(target)
+    Ok(())
 }
 
 /// Settings of supervised backbone training.
@@ -159,7 +103,7 @@ pub fn save_backbone(net: &Mnist8, path: &Path) -> Result<()> {
     meta.insert("network".to_string(), "Mnist8".to_string());
     let bytes = safetensors::tensor::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
         .map_err(|e| Error::Config(format!("{}: serialising: {e}", path.display())))?;
-    super::checkpoint::write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+    write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
 }
 
 /// Load a backbone saved by [`save_backbone`] (or any safetensors file with [`Mnist8`]'s
@@ -187,21 +131,22 @@ pub fn load_backbone(path: &Path) -> Result<Mnist8> {
 }
 
 /// Classification accuracy of the backbone on `set`.
-pub fn accuracy(net: &Mnist8, set: &MnistSet, batch_size: usize) -> Result<f64> {
+pub fn accuracy(net: &Mnist8, set: &(impl Dataset + ?Sized), batch_size: usize) -> Result<f64> {
     use candle_core::Module;
+    check_items(set)?;
     let mut correct = 0usize;
     for start in (0..set.len()).step_by(batch_size.max(1)) {
         let idx: Vec<usize> = (start..(start + batch_size).min(set.len())).collect();
         let (x, labels) = gather(set, &idx, &Device::Cpu)?;
         let p = net.forward(&x)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        correct += p.iter().zip(&labels).filter(|(a, b)| **a == **b as u32).count();
+        correct += p.iter().zip(&labels).filter(|(a, b)| a == b).count();
     }
     Ok(correct as f64 / set.len().max(1) as f64)
 }
 
 /// Mean cross-entropy of the backbone (with the classifier `fc` = (weight, bias) given as
 /// tensors) on `(x, labels)` and its gradient w.r.t. every parameter, by name.
-fn backbone_grads(net: &Mnist8, fc: (&Tensor, &Tensor), x: &Tensor, labels: &[u8]) -> Result<(f64, Vec<(String, Tensor)>)> {
+fn backbone_grads(net: &Mnist8, fc: (&Tensor, &Tensor), x: &Tensor, labels: &[u32]) -> Result<(f64, Vec<(String, Tensor)>)> {
     let (fc_w, fc_b) = fc;
     // forward, keeping what the backward pass needs
     let a1 = net.conv1.forward(x)?;
@@ -241,7 +186,8 @@ fn backbone_grads(net: &Mnist8, fc: (&Tensor, &Tensor), x: &Tensor, labels: &[u8
 
 /// Train a fresh [`Mnist8`] on `set` with cross-entropy and Adam; `on_epoch(epoch, mean loss,
 /// seconds)` is called after each epoch.
-pub fn train_backbone(set: &MnistSet, config: &SupervisedConfig, mut on_epoch: impl FnMut(usize, f64, f64)) -> Result<Mnist8> {
+pub fn train_backbone(set: &(impl Dataset + ?Sized), config: &SupervisedConfig, mut on_epoch: impl FnMut(usize, f64, f64)) -> Result<Mnist8> {
+    check_items(set)?;
     let mut net = init_backbone(config.seed)?;
     let n = config.train_limit.map_or(set.len(), |l| l.min(set.len()));
     if n == 0 || config.batch_size == 0 {

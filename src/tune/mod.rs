@@ -10,16 +10,21 @@
 //! the runtime's layers compute on slices that Candle's autograd does not see, and Candle's own
 //! max-pool backward is wrong. A network takes part by implementing [`Segmented`]: its
 //! backbone cut at the attach points into `n + 1` pieces, each with a forward pass and its
-//! vector–Jacobian product ([`LayerRef`] and [`chain_forward`] / [`chain_backward`] do the
-//! work for chains of the runtime's layers). [`hyper_grads`] returns the loss and its gradient;
-//! `tests/tune_grad.rs` checks it against central finite differences.
+//! vector–Jacobian product (the runtime's `chain::{LayerRef, chain_forward, chain_backward}`
+//! do the work for chains of its layers). [`hyper_grads`] returns the loss and its gradient;
+//! `tests/tune_grad.rs` checks it against central finite differences. [`tune`] draws its
+//! batches from any [`Dataset`] and corrupts them with [`Noise`]; the loss is
+//! [`crate::loss::cross_entropy`].
 //!
 //! The dynamics are re-implemented here (recording what the backward pass needs) exactly as
 //! [`predify_runtime::PNet::fire`] computes them; a test checks the logits agree.
 
-use crate::eval::Noise;
-use crate::train::{epoch_order, gather, progress_bar, Error, Result, Rng};
-use candle_core::{DType, Device, Tensor, Var, D};
+use crate::common::progress::progress_bar;
+use crate::common::{epoch_order, Error, Result, Rng};
+use crate::data::{gather, Dataset};
+use crate::loss::cross_entropy;
+use crate::noise::Noise;
+use candle_core::{Device, Tensor, Var, D};
 use predify_runtime::chain::Segmented;
 use predify_runtime::dynamics::{self, UpdateCoeffs};
 use predify_runtime::optim::{Adam, Optimizer};
@@ -84,32 +89,6 @@ pub fn unroll<M: Segmented + ?Sized>(model: &M, x: &Tensor, steps: usize, frozen
     Ok(tape)
 }
 
-/// Mean cross-entropy of `logits` `[N, K]` against `labels`, and its gradient w.r.t. the logits
-/// (`(softmax − onehot)/N`).
-pub fn cross_entropy(logits: &Tensor, labels: &[u8]) -> Result<(f64, Tensor)> {
-    let (n, k) = logits.dims2()?;
-    if labels.len() != n {
-        return Err(Error::Config(format!("{} labels for {n} logits", labels.len())));
-    }
-    let v = logits.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-    let mut loss = 0.0;
-    let mut g = vec![0f32; n * k];
-    for (r, (row, &y)) in v.iter().zip(labels).enumerate() {
-        let y = y as usize;
-        if y >= k {
-            return Err(Error::Config(format!("label {y} out of range for {k} classes")));
-        }
-        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = row.iter().map(|a| (a - m).exp()).sum();
-        loss += z.ln() + m - row[y];
-        for c in 0..k {
-            let p = (row[c] - m).exp() / z;
-            g[r * k + c] = ((p - if c == y { 1.0 } else { 0.0 }) / n as f64) as f32;
-        }
-    }
-    Ok((loss / n as f64, Tensor::from_vec(g, (n, k), logits.device())?))
-}
-
 /// The tuning loss and its gradients.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HyperGrads {
@@ -155,7 +134,7 @@ pub fn logit_grads(l: HyperLogits, d: [f64; 3]) -> [f64; 4] {
 pub fn hyper_grads<M: Segmented + ?Sized>(
     model: &M,
     x: &Tensor,
-    labels: &[u8],
+    labels: &[u32],
     steps: usize,
     frozen_grd: Option<&[StepRecord]>,
 ) -> Result<(HyperGrads, Vec<StepRecord>)> {
@@ -279,7 +258,7 @@ pub struct TuneStep {
 
 /// Tune the hyperparameters of `model` on `set` (see the module docs); the model's
 /// hyperparameters are updated in place. Returns the loss and hyperparameters after each step.
-pub fn tune<M: Segmented + Sync>(model: &mut M, set: &crate::data::mnist::MnistSet, config: &TuneConfig) -> Result<Vec<TuneStep>> {
+pub fn tune<M: Segmented + Sync>(model: &mut M, set: &(impl Dataset + ?Sized), config: &TuneConfig) -> Result<Vec<TuneStep>> {
     let n_img = config.limit.map_or(set.len(), |l| l.min(set.len()));
     if n_img == 0 || config.batch_size == 0 || config.batches_per_step == 0 {
         return Err(Error::Config("tuning needs images, a batch size and batches per step of at least 1".into()));
@@ -360,11 +339,11 @@ pub fn tune<M: Segmented + Sync>(model: &mut M, set: &crate::data::mnist::MnistS
 }
 
 /// Accuracy at each timestep `0..steps` of the recording (argmax of the logits).
-pub fn tape_accuracy(tape: &[StepRecord], labels: &[u8]) -> Result<Vec<f64>> {
+pub fn tape_accuracy(tape: &[StepRecord], labels: &[u32]) -> Result<Vec<f64>> {
     tape.iter()
         .map(|r| {
             let p = r.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            Ok(p.iter().zip(labels).filter(|(a, b)| **a == **b as u32).count() as f64 / labels.len().max(1) as f64)
+            Ok(p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64)
         })
         .collect()
 }

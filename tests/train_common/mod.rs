@@ -11,7 +11,7 @@ use predify::runtime::layers::{Conv, Linear, MaxPool};
 use predify::runtime::sequential::{Op, PredifiedSequential, Sequential};
 use predify::runtime::CSqrtSource;
 use predify::spec::{ConvSpec, Spec};
-use predify::train::Rng;
+use predify::common::Rng;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -97,3 +97,9 @@ impl Rng {
         Self { s }
     }
 }
+
+/// The order in which epoch `epoch` visits `n` items: a permutation derived from `seed` and
+/// `epoch` only (so a resumed run draws the same batches).
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    Rng::derive(seed, "epoch-shuffle", epoch as u64).permutation(n)
+}
