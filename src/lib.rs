@@ -7,6 +7,7 @@
 
 extern crate self as predify;
 
+pub mod corruptions;
 #[cfg(feature = "data")]
 pub mod data;
 #[cfg(feature = "train")]
