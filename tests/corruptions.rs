@@ -615,6 +615,31 @@ fn canny_marks_only_a_squares_border() {
     assert!(apply(Corruption::CannyEdges, &constant(0.6), H, W, SEED, 0).iter().all(|&v| v == 0.0));
 }
 
+#[test]
+fn canny_thresholds_a_step_at_sigma_one() {
+    // A vertical step of contrast c between columns 13 and 14: smoothed with σ = 1 (zero
+    // padding, renormalised), its central difference next to the step is 0.6409·c, times the
+    // Sobel's [1, 2, 1] = 4: magnitude 2.5637·c on columns 13 and 14 (computed by hand from the
+    // 9-tap kernel), less elsewhere. Thresholds 0.1 / 0.2: c = 0.07 (0.179) has no strong point,
+    // c = 0.09 (0.231) is an edge there on every row but the border ones (on both columns
+    // where the two magnitudes tie exactly; rounding may break the tie near the border).
+    let step = |contrast: f32| -> Vec<f32> { (0..H * W).map(|k| if k % W >= 14 { contrast } else { 0.0 }).collect() };
+    let weak = apply(Corruption::CannyEdges, &step(0.07), H, W, SEED, 0);
+    assert!(weak.iter().all(|&v| v == 0.0), "a step below the high threshold made edges");
+    let strong = apply(Corruption::CannyEdges, &step(0.09), H, W, SEED, 0);
+    for r in 0..H {
+        for c in 0..W {
+            if strong[r * W + c] == 1.0 {
+                assert!((1..H - 1).contains(&r) && (c == 13 || c == 14), "edge at ({r}, {c})");
+            }
+        }
+        if (1..H - 1).contains(&r) {
+            assert!(strong[r * W + 13] == 1.0 || strong[r * W + 14] == 1.0, "row {r} has no edge");
+        }
+    }
+    assert!((4..24).all(|r| strong[r * W + 13] == 1.0 && strong[r * W + 14] == 1.0), "the tie keeps both columns");
+}
+
 // ---------------------------------------------------------------- speed
 
 /// Timing: `cargo test --test corruptions -- --ignored --nocapture speed` (dev profile).
