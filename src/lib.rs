@@ -11,6 +11,7 @@ extern crate self as predify;
 // common <- loss, noise <- train, eval, tune; all of them may use data.
 #[cfg(feature = "train")]
 pub mod common;
+pub mod corruptions;
 #[cfg(feature = "data")]
 pub mod data;
 #[cfg(feature = "train")]
