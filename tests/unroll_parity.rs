@@ -12,21 +12,12 @@ mod common;
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
-use common::fixture::{fixture_names_in, Fixture};
+use common::fixture::{fixture_names_in, unroll_fixture_dir as unroll_dir, Fixture};
 use predify::runtime::sequential::PredifiedSequential;
 use predify::runtime::unroll::{cross_entropy_grads, BackwardOptions, LossOn, Tape};
 use predify::runtime::CSqrtSource;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-/// The unrolled-gradient fixture directory: `$PREDIFY_UNROLL_FIXTURES`, or
-/// `../shared/fixtures-unroll` beside the checkout.
-fn unroll_dir() -> PathBuf {
-    match std::env::var_os("PREDIFY_UNROLL_FIXTURES") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures-unroll"),
-    }
-}
+use std::path::Path;
 
 /// The fixtures' tolerance, per tensor: `|a − b| ≤ 1e-5 + 1e-4·max|b|` element-wise.
 const ABS: f64 = 1e-5;

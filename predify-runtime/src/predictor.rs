@@ -134,7 +134,7 @@ impl Predictor {
                     c.input_grad(x.dims(), &g)?
                 }
                 // PyTorch's ReLU gradient is 0 at exactly 0.
-                Stage::Relu => (g * x.gt(0f32)?.to_dtype(x.dtype())?)?,
+                Stage::Relu => crate::ops::relu_grad(x, &g)?,
                 Stage::Upsample(u) => u.input_grad(x.dims(), &g)?,
             };
         }
@@ -156,7 +156,7 @@ impl Predictor {
         for (st, x) in self.stages.iter().zip(&trace.inputs) {
             let next = match st {
                 Stage::Conv(c) => c.forward_linear(&h)?,
-                Stage::Relu => (&h * x.gt(0f32)?.to_dtype(x.dtype())?)?,
+                Stage::Relu => crate::ops::relu_grad(x, &h)?,
                 Stage::Upsample(u) => u.forward(&h)?,
             };
             tangents.push(h);
@@ -191,7 +191,7 @@ impl Predictor {
                         g = c.input_grad(x.dims(), &g)?;
                     }
                 }
-                Stage::Relu => g = (g * x.gt(0f32)?.to_dtype(x.dtype())?)?,
+                Stage::Relu => g = crate::ops::relu_grad(x, &g)?,
                 Stage::Upsample(u) => g = u.input_grad(x.dims(), &g)?,
             }
         }

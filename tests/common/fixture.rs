@@ -28,6 +28,16 @@ pub fn fixture_dir() -> PathBuf {
     }
 }
 
+/// The unrolled-gradient fixture directory: `$PREDIFY_UNROLL_FIXTURES`, or
+/// `../shared/fixtures-unroll` beside the checkout.
+#[allow(dead_code)] // used by the unrolled-gradient tests only
+pub fn unroll_fixture_dir() -> PathBuf {
+    match std::env::var_os("PREDIFY_UNROLL_FIXTURES") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures-unroll"),
+    }
+}
+
 /// Every `<name>.json` with a `<name>.safetensors` beside it, sorted by name.
 pub fn fixture_names() -> Result<Vec<String>> {
     fixture_names_in(&fixture_dir())
