@@ -370,6 +370,9 @@ fn misuse_is_reported() {
 fn unroll_speed_at_mnist_scale() {
     use predify::zoo::mnist8::{Mnist8, PMnist8, MODEL_FILE};
     use std::time::Instant;
+    // as the binaries configure themselves (predify-mnist, predify-bench)
+    predify::process::prefer_rayon_threads();
+    predify::process::tune_allocator();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let backbone = Mnist8::from_onnx(root.join(MODEL_FILE)).unwrap();
     let vm = candle_nn::VarMap::new();
@@ -379,7 +382,7 @@ fn unroll_speed_at_mnist_scale() {
     let x = Tensor::from_vec((0..batch * 784).map(|_| draws.uniform() as f32).collect::<Vec<_>>(), (batch, 1, 28, 28), &Device::Cpu).unwrap();
     let labels: Vec<usize> = (0..batch).map(|k| k % 10).collect();
     let best = |f: &mut dyn FnMut()| {
-        (0..3)
+        (0..5)
             .map(|_| {
                 let t = Instant::now();
                 f();

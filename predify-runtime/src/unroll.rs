@@ -37,7 +37,7 @@
 //! # Cost
 //!
 //! The recording keeps per timestep and pcoder the feedforward drive, the representation, the
-//! prediction, `k·e`, `grd` and the predictor's layer inputs. The backward pass re-runs each
+//! prediction, `grd` and the predictor's layer inputs (`k·e` is recomputed when needed). The backward pass re-runs each
 //! backbone segment's forward pass inside its VJP (that is what [`Segmented`] offers); the
 //! predictors' backward passes reuse the recorded traces.
 
@@ -105,8 +105,6 @@ pub struct Step {
     pub grd: Vec<Tensor>,
     /// The logits of the timestep.
     pub logits: Tensor,
-    /// `k·(prd − target)` of each pcoder (the Exact semantics' weight term needs it).
-    dprd: Vec<Tensor>,
     /// Each predictor's layer inputs at `r_i(t)`.
     traces: Vec<Trace>,
 }
@@ -138,7 +136,7 @@ pub struct UnrollGrads {
     /// hyperparameters the gradient of the shared value is the sum over pcoders.
     pub hyper: Vec<[f64; 3]>,
     /// The same chained to each pcoder's logits `[ff_part, fb_part, mem_part, errorm]`
-    /// ([`crate::HyperLogits::chain`]).
+    /// ([`crate::HyperLogits::chain`]); summed over pcoders for shared hyperparameters, too.
     pub hyper_logits: Vec<[f64; 4]>,
 }
 
@@ -184,7 +182,7 @@ impl Tape {
         pnet.new_state(x.clone())?;
         let mut tape = Tape { input: x.clone(), steps: Vec::with_capacity(steps), coeffs: Vec::with_capacity(n), scales: Vec::with_capacity(n) };
         for t in 0..steps {
-            let mut rec = Step { ff: Vec::with_capacity(n), rep: Vec::with_capacity(n), prd: Vec::with_capacity(n), grd: Vec::with_capacity(n), logits: x.clone(), dprd: Vec::with_capacity(n), traces: Vec::with_capacity(n) };
+            let mut rec = Step { ff: Vec::with_capacity(n), rep: Vec::with_capacity(n), prd: Vec::with_capacity(n), grd: Vec::with_capacity(n), logits: x.clone(), traces: Vec::with_capacity(n) };
             for i in 0..n {
                 let below = if i == 0 { x } else { &rec.rep[i - 1] };
                 let ff = model.segment_forward(i, below)?;
@@ -211,7 +209,6 @@ impl Tape {
                 rec.rep.push(rep);
                 rec.prd.push(p.prd);
                 rec.grd.push(grd);
-                rec.dprd.push(p.dprd);
                 rec.traces.push(p.trace);
             }
             rec.logits = model.segment_forward(n, &rec.rep[n - 1])?;
@@ -311,7 +308,11 @@ impl Tape {
                             add(&mut cur[i - 1], dy)?;
                         }
                         if opts.params {
-                            accumulate(&mut dparams[i], predictor.jvp_weight_grads(trace, &tangents, &rec.dprd[i])?)?;
+                            // k·e, recomputed as the forward pass did rather than kept: the
+                            // recording is the memory the backward pass costs.
+                            let target = if i == 0 { &self.input } else { &rec.rep[i - 1] };
+                            let (ke, _) = crate::ops::scaled_error(&rec.prd[i], target, dynamics::error_grad_factor(rec.prd[i].elem_count()))?;
+                            accumulate(&mut dparams[i], predictor.jvp_weight_grads(trace, &tangents, &ke)?)?;
                         }
                         // through P(r) in e: J_Pᵀ·k·u and the weights' ∂_θ⟨P, k·u⟩, below
                         add(&mut dprd, ku)?;
