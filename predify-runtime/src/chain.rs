@@ -53,7 +53,7 @@ impl LayerRef<'_> {
     pub fn backward(&self, x: &Tensor, g: &Tensor) -> Result<Tensor> {
         Ok(match self {
             LayerRef::Conv(c) => c.input_grad(x.dims(), g)?,
-            LayerRef::Relu => (g * x.gt(0f32)?.to_dtype(x.dtype())?)?,
+            LayerRef::Relu => crate::ops::relu_grad(x, g)?,
             LayerRef::MaxPool(p) => p.input_grad(x, g)?,
             LayerRef::Linear(l) => l.input_grad(g)?,
             LayerRef::Flatten(_) => g.reshape(x.dims())?,

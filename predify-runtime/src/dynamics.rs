@@ -59,14 +59,14 @@ impl UpdateCoeffs {
     /// (0 for the top pcoder: its memory weight is 1−β) and `−S·⟨r̄, grd⟩`; `S` is
     /// [`error_scale`] of the pcoder.
     pub fn partials(top: bool, s: f32, rbar: &Tensor, ff: &Tensor, rep: &Tensor, fb: Option<&Tensor>, grd: &Tensor) -> candle_core::Result<[f64; 3]> {
-        let dot = |a: &Tensor, b: &Tensor| -> candle_core::Result<f64> { (a * b)?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>() };
-        let dbeta = dot(rbar, &(ff - rep)?)?;
-        let dlambda = match (top, fb) {
-            (false, Some(fb)) => dot(rbar, &(fb - rep)?)?,
-            _ => 0.0,
-        };
-        let dalpha = -dot(rbar, grd)? * s as f64;
-        Ok([dbeta, dlambda, dalpha])
+        // One pass over all operands, f64 sums: ⟨r̄, ff − r⟩ = ⟨r̄, ff⟩ − ⟨r̄, r⟩ loses nothing
+        // there (f32 products are exact in f64).
+        let fb = fb.filter(|_| !top);
+        let mut operands = vec![ff, rep, grd];
+        operands.extend(fb);
+        let d = crate::ops::dots(rbar, &operands)?;
+        let dlambda = if fb.is_some() { d[3] - d[1] } else { 0.0 };
+        Ok([d[0] - d[1], dlambda, -d[2] * s as f64])
     }
 }
 

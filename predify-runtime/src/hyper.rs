@@ -44,6 +44,27 @@ impl HyperLogits {
         let s = a + b + c;
         Hyperparameters { feedforward: a / s, feedback: b / s, pc: self.errorm }
     }
+
+    /// The chain rule from `d = [∂L/∂β, ∂L/∂λ, ∂L/∂α]` to the gradient w.r.t. these logits
+    /// `[ff_part, fb_part, mem_part, errorm]`.
+    ///
+    /// With `σ_a, σ_b, σ_c` the sigmoids of the three parts and `Σ` their sum, `β = σ_a/Σ`,
+    /// `λ = σ_b/Σ`: `∂β/∂a = σ_a'·(1−β)/Σ`, `∂β/∂x = −β·σ_x'/Σ` for the other two parts, and
+    /// likewise for λ; α is its own logit.
+    pub fn chain(self, d: [f64; 3]) -> [f64; 4] {
+        let s = |x: f32| 1.0 / (1.0 + (-(x as f64)).exp());
+        let (sa, sb, sc) = (s(self.ff_part), s(self.fb_part), s(self.mem_part));
+        let sum = sa + sb + sc;
+        let (beta, lambda) = (sa / sum, sb / sum);
+        // σ' = σ(1−σ) of each part, divided by Σ once.
+        let (pa, pb, pc) = (sa * (1.0 - sa) / sum, sb * (1.0 - sb) / sum, sc * (1.0 - sc) / sum);
+        [
+            d[0] * (1.0 - beta) * pa - d[1] * lambda * pa,
+            d[1] * (1.0 - lambda) * pb - d[0] * beta * pb,
+            -(d[0] * beta + d[1] * lambda) * pc,
+            d[2],
+        ]
+    }
 }
 
 /// Check hyperparameters like the spec does: finite, non-negative, β+λ ≤ 1 (in f32).

@@ -24,10 +24,11 @@ pub mod predified;
 pub mod sequential;
 pub mod state;
 pub mod tensor_io;
+pub mod unroll;
 
 pub use error::{Error, Result};
 pub use hyper::{HyperLogits, Hyperparameters};
-pub use pnet::{CSqrtSource, PCoder, PNet, ReconstructionGrads};
+pub use pnet::{CSqrtSource, PCoder, PNet, Prediction, ReconstructionGrads};
 pub use predictor::Predictor;
 pub use predified::{probe_shapes, Predified};
 pub use state::{PCoderState, State};

@@ -5,7 +5,7 @@ use crate::default_predictor::default_predictor;
 use crate::dynamics::{self, UpdateCoeffs};
 use crate::error::{shape_err, usage, Error, Result};
 use crate::hyper::{self, HyperLogits, Hyperparameters};
-use crate::predictor::Predictor;
+use crate::predictor::{Predictor, Trace};
 use crate::state::{Init, PCoderState, State};
 use candle_core::{DType, Device, Tensor, Var};
 use predify_spec::Spec;
@@ -287,21 +287,32 @@ impl PNet {
             return Err(Error::NonFinite { pcoder: pc.number, what: "the representation", timestep: pass });
         }
         let target = if i == 0 { st.input.clone() } else { st.pcoders[i - 1].as_ref().map(|p| p.rep.clone()).ok_or_else(|| Error::Usage("unreachable: lower pcoder missing".into()))? };
-        let (prd, trace) = pc.predictor.forward_traced(&rep)?;
+        let Prediction { prd, grd, error: err, .. } = self.predict(i, &rep, &target)?;
+        if !err.is_finite() {
+            return Err(Error::NonFinite { pcoder: pc.number, what: "the prediction error", timestep: pass });
+        }
+        st.errors[pass][i] = err;
+        st.pcoders[i] = Some(PCoderState { rep: rep.clone(), prd, grd, prediction_error: err, pass });
+        Ok(rep)
+    }
+
+    /// Pcoder `i`'s prediction step at representation `rep` against `target` (the input for
+    /// the first pcoder, the lower representation of the same pass otherwise): the prediction,
+    /// the error gradient `grd` and what differentiating them needs. [`PNet::fire`] and the
+    /// unrolled recording ([`crate::unroll`]) both compute it here, so the error term exists
+    /// once. The error is returned as computed (the caller decides about non-finite values).
+    pub fn predict(&self, i: usize, rep: &Tensor, target: &Tensor) -> Result<Prediction> {
+        self.check_index(i)?;
+        let pc = &self.pcoders[i];
+        let (prd, trace) = pc.predictor.forward_traced(rep)?;
         if prd.dims() != target.dims() {
             return shape_err(format!("pcoder{}: prediction vs target {:?}", pc.number, target.dims()), format!("{:?}", target.dims()), prd.dims());
         }
         // d MSE / d prd = 2·(prd − target)/numel, and the squared error, in one fused pass each.
-        let numel = prd.elem_count() as f64;
-        let (dprd, sq) = crate::ops::scaled_error(&prd, &target, dynamics::error_grad_factor(prd.elem_count()))?;
-        let err = sq / numel as f32;
-        if !err.is_finite() {
-            return Err(Error::NonFinite { pcoder: pc.number, what: "the prediction error", timestep: pass });
-        }
+        let numel = prd.elem_count();
+        let (dprd, sq) = crate::ops::scaled_error(&prd, target, dynamics::error_grad_factor(numel))?;
         let grd = pc.predictor.vjp_input(&trace, &dprd)?;
-        st.errors[pass][i] = err;
-        st.pcoders[i] = Some(PCoderState { rep: rep.clone(), prd, grd, prediction_error: err, pass });
-        Ok(rep)
+        Ok(Prediction { prd, trace, dprd, grd, error: sq / numel as f32 })
     }
 
     fn initial_rep(&self, i: usize, ff: &Tensor, st: &State) -> Result<Tensor> {
@@ -388,6 +399,21 @@ fn random_normal(shape: &[usize], seed: u64, device: &Device) -> Result<Tensor> 
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
     Ok(Tensor::from_vec(v, shape, device)?)
+}
+
+/// One pcoder's prediction step (see [`PNet::predict`]).
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// `pmodule(rep)`, shaped like the target.
+    pub prd: Tensor,
+    /// The predictor's layer inputs, for its backward passes.
+    pub trace: Trace,
+    /// `k·(prd − target)`, `k = 2/numel`: the prediction error's gradient w.r.t. `prd`.
+    pub dprd: Tensor,
+    /// The error gradient w.r.t. the representation, `J_Pᵀ·dprd` (unscaled).
+    pub grd: Tensor,
+    /// The mean squared prediction error over all elements (batch included).
+    pub error: f32,
 }
 
 /// The reconstruction loss and its gradients (see [`PNet::reconstruction_grads`]).

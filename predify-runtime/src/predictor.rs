@@ -134,11 +134,69 @@ impl Predictor {
                     c.input_grad(x.dims(), &g)?
                 }
                 // PyTorch's ReLU gradient is 0 at exactly 0.
-                Stage::Relu => (g * x.gt(0f32)?.to_dtype(x.dtype())?)?,
+                Stage::Relu => crate::ops::relu_grad(x, &g)?,
                 Stage::Upsample(u) => u.input_grad(x.dims(), &g)?,
             };
         }
         Ok(g)
+    }
+
+    /// Jacobian–vector product at the traced input: `J·v`, and the tangent entering each
+    /// layer (a [`Trace`] of tangents, for [`Self::jvp_weight_grads`]).
+    ///
+    /// Every layer is linear in its input except ReLU, whose derivative is its mask at the
+    /// traced (primal) input, 0 at exactly 0 as PyTorch's; so the tangent map is the predictor
+    /// with the biases dropped and each ReLU replaced by its mask.
+    pub fn jvp(&self, trace: &Trace, v: &Tensor) -> Result<(Tensor, Trace)> {
+        if trace.inputs.len() != self.stages.len() {
+            return usage("predictor trace does not belong to this predictor");
+        }
+        let mut tangents = Vec::with_capacity(self.stages.len());
+        let mut h = v.clone();
+        for (st, x) in self.stages.iter().zip(&trace.inputs) {
+            let next = match st {
+                Stage::Conv(c) => c.forward_linear(&h)?,
+                Stage::Relu => crate::ops::relu_grad(x, &h)?,
+                Stage::Upsample(u) => u.forward(&h)?,
+            };
+            tangents.push(h);
+            h = next;
+        }
+        Ok((h, Trace { inputs: tangents }))
+    }
+
+    /// The gradient w.r.t. the weights of `<J(x; θ)·v, g>`: how the tangent map of
+    /// [`Self::jvp`] (at the input of `trace`, along the `tangents` it returned) depends on the
+    /// weights. Only convolution weights enter a tangent map (biases drop out; the ReLU masks
+    /// are piecewise constant in θ, so their derivative is 0 almost everywhere); `g` is
+    /// propagated back through the layers above each convolution and meets there the tangent
+    /// that entered it. Names as in [`Self::backward`], weights only.
+    pub fn jvp_weight_grads(&self, trace: &Trace, tangents: &Trace, g: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        if trace.inputs.len() != self.stages.len() || tangents.inputs.len() != self.stages.len() {
+            return usage("predictor trace does not belong to this predictor");
+        }
+        // Below the first convolution nothing depends on weights: stop there.
+        let Some(first) = self.stages.iter().position(|s| matches!(s, Stage::Conv(_))) else {
+            return Ok(Vec::new());
+        };
+        let mut grads = Vec::new();
+        let mut g = g.clone();
+        for j in (first..self.stages.len()).rev() {
+            let x = &trace.inputs[j];
+            match &self.stages[j] {
+                Stage::Conv(c) => {
+                    let (dw, _) = c.param_grads(&tangents.inputs[j], &g)?;
+                    grads.push((format!("{}.weight", self.prefixes[j]), dw));
+                    if j > first {
+                        g = c.input_grad(x.dims(), &g)?;
+                    }
+                }
+                Stage::Relu => g = crate::ops::relu_grad(x, &g)?,
+                Stage::Upsample(u) => g = u.input_grad(x.dims(), &g)?,
+            }
+        }
+        grads.reverse();
+        Ok(grads)
     }
 
     /// The trainable parameters as `(name relative to the pcoder, variable)`, in layer order

@@ -28,9 +28,24 @@ pub fn fixture_dir() -> PathBuf {
     }
 }
 
+/// The unrolled-gradient fixture directory: `$PREDIFY_UNROLL_FIXTURES`, or
+/// `../shared/fixtures-unroll` beside the checkout.
+#[allow(dead_code)] // used by the unrolled-gradient tests only
+pub fn unroll_fixture_dir() -> PathBuf {
+    match std::env::var_os("PREDIFY_UNROLL_FIXTURES") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures-unroll"),
+    }
+}
+
 /// Every `<name>.json` with a `<name>.safetensors` beside it, sorted by name.
 pub fn fixture_names() -> Result<Vec<String>> {
-    let dir = fixture_dir();
+    fixture_names_in(&fixture_dir())
+}
+
+/// [`fixture_names`] of another directory (e.g. the unrolled-gradient fixtures).
+pub fn fixture_names_in(dir: &Path) -> Result<Vec<String>> {
+    let dir = dir.to_path_buf();
     let mut names = Vec::new();
     for e in std::fs::read_dir(&dir).with_context(|| format!("reading fixture dir {}", dir.display()))? {
         let p = e?.path();
@@ -59,7 +74,11 @@ fn per_axis(v: &Value, dims: usize, what: &str) -> Result<Vec<usize>> {
 
 impl Fixture {
     pub fn load(name: &str) -> Result<Self> {
-        let dir = fixture_dir();
+        Self::load_from(&fixture_dir(), name)
+    }
+
+    /// [`Fixture::load`] from another directory (e.g. the unrolled-gradient fixtures).
+    pub fn load_from(dir: &Path, name: &str) -> Result<Self> {
         let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json")))?)?;
         // Everything built from the fixture lives on the selected device ($PREDIFY_DEVICE).
         let tensors = candle_core::safetensors::load(dir.join(format!("{name}.safetensors")), &super::device::device()?)?;

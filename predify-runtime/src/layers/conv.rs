@@ -181,6 +181,13 @@ impl Conv {
         }
     }
 
+    /// The forward pass without the bias: the layer's linear part, which is also its
+    /// Jacobian–vector product (the Jacobian of a convolution is the convolution itself).
+    pub fn forward_linear(&self, x: &Tensor) -> Result<Tensor> {
+        let op = self.op(x.dims(), false)?;
+        Ok(x.contiguous()?.apply_op2_no_bwd(&self.weight_const()?, &op)?)
+    }
+
     /// The adjoint of the forward pass w.r.t. its input: maps an output gradient `g` to the
     /// gradient w.r.t. an input of shape `in_shape`.
     pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {

@@ -16,7 +16,7 @@ mod upsample;
 
 pub(crate) use conv::{ConvDir, ConvOp, ConvWeightGradOp};
 pub(crate) use pool::MaxPoolOp;
-pub(crate) use update::{all_finite, scaled_error, update, update_on_cpu};
+pub(crate) use update::{all_finite, dots, relu_grad, scaled_error, update, update_on_cpu};
 pub(crate) use upsample::{UpsampleAdjointOp, UpsampleOp};
 
 use candle_core::backend::BackendStorage;

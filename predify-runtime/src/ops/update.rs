@@ -91,6 +91,43 @@ impl CustomOp2 for ScaledDiffOp {
     }
 }
 
+/// ReLU's backward over (x, g): `g` where `x > 0`, else 0 (PyTorch's derivative, 0 at 0).
+struct ReluGradOp;
+
+impl CustomOp2 for ReluGradOp {
+    fn name(&self) -> &'static str {
+        "predify-relu-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?);
+        if x.len() != g.len() {
+            candle_core::bail!("predify-relu-grad: {:?} and {:?} differ in size", l1.dims(), l2.dims());
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(d, (x, g))| {
+            for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
+                *d = if x > 0.0 { g } else { 0.0 };
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The vector–Jacobian product of ReLU at `x` for the output gradient `g`: `g·[x > 0]`
+/// (derivative 0 at exactly 0, as PyTorch's); one fused pass on the CPU (the tensor-op form is
+/// a comparison, a conversion and a product, each a single-threaded pass with an allocation),
+/// Candle's ops elsewhere. Also the Jacobian–vector product, ReLU's Jacobian being diagonal.
+pub(crate) fn relu_grad(x: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+    if x.dims() != g.dims() {
+        candle_core::bail!("relu_grad: {:?} and {:?} differ in shape", x.dims(), g.dims());
+    }
+    if x.device().is_cpu() && g.device().is_cpu() && x.dtype() == DType::F32 && g.dtype() == DType::F32 {
+        return x.contiguous()?.apply_op2_no_bwd(&g.contiguous()?, &ReluGradOp);
+    }
+    g * x.gt(0f32)?.to_dtype(g.dtype())?
+}
+
 /// `Σ x²` as a 0-dim tensor, accumulated in f64 per chunk.
 struct SumSquaresOp;
 
@@ -117,6 +154,55 @@ fn sum_squares(c: &[f32]) -> f64 {
         }
     }
     let tail: f64 = it.remainder().iter().map(|&x| x as f64 * x as f64).sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// `⟨a, b_j⟩` for each `b_j`, accumulated in f64 (products of f32 values are exact in f64): on
+/// the CPU one parallel pass over all operands, elsewhere Candle's ops. The hyperparameter
+/// partials of the backward pass need three such products per pcoder and timestep, which as
+/// tensor ops (a temporary per product, a single-threaded f32 sum) cost more than the rest of
+/// the pcoder's update adjoint.
+pub(crate) fn dots(a: &Tensor, bs: &[&Tensor]) -> candle_core::Result<Vec<f64>> {
+    for b in bs {
+        if b.dims() != a.dims() {
+            candle_core::bail!("dots: {:?} and {:?} differ in shape", a.dims(), b.dims());
+        }
+    }
+    let cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    if !(cpu(a) && bs.iter().all(|b| cpu(b))) {
+        return bs.iter().map(|b| (a * *b)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()).collect();
+    }
+    let tensors: Vec<Tensor> = std::iter::once(a).chain(bs.iter().copied()).map(|t| t.contiguous()).collect::<candle_core::Result<_>>()?;
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let candle_core::Storage::Cpu(s) = &**storage else {
+            candle_core::bail!("dots: operand not on the CPU");
+        };
+        slices.push(f32_slice(s, layout, "dots")?);
+    }
+    let (x, ys) = (slices[0], &slices[1..]);
+    let k = ys.len();
+    let sums = (0..x.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(x.len()));
+            ys.iter().map(|y| dot_chunk(&x[lo..hi], &y[lo..hi])).collect::<Vec<f64>>()
+        })
+        .reduce(|| vec![0.0; k], |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect());
+    Ok(sums)
+}
+
+/// Σ x·y in f64 over 8 independent lanes (see [`sum_squares`]).
+fn dot_chunk(x: &[f32], y: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let (mut xs, mut ys) = (x.chunks_exact(8), y.chunks_exact(8));
+    for (a, b) in (&mut xs).zip(&mut ys) {
+        for ((l, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
+            *l += a as f64 * b as f64;
+        }
+    }
+    let tail: f64 = xs.remainder().iter().zip(ys.remainder()).map(|(&a, &b)| a as f64 * b as f64).sum();
     lanes.iter().sum::<f64>() + tail
 }
 
@@ -195,6 +281,28 @@ mod tests {
         assert_eq!(fb.to_vec1::<f32>().unwrap()[1], (0.3f32).sin());
         let top = update(&ff, &r, None, &g, c).unwrap().to_vec1::<f32>().unwrap();
         assert!((top[5] - (0.3 * ff.to_vec1::<f32>().unwrap()[5] + 0.5 * (1.0f32).sin() - 0.07 * (2.0f32).sin())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn relu_grad_is_the_masked_gradient() {
+        let d = &candle_core::Device::Cpu;
+        let x = Tensor::new(&[-1.0f32, 0.0, 2.0, f32::NAN, 3.0], d).unwrap();
+        let g = Tensor::new(&[1.0f32, 2.0, 3.0, 4.0, -5.0], d).unwrap();
+        assert_eq!(relu_grad(&x, &g).unwrap().to_vec1::<f32>().unwrap(), [0.0, 0.0, 3.0, 0.0, -5.0]);
+        let want = (&g * x.gt(0f32).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
+        assert_eq!(relu_grad(&x, &g).unwrap().to_vec1::<f32>().unwrap(), want.to_vec1::<f32>().unwrap());
+    }
+
+    #[test]
+    fn dots_match_tensor_ops() {
+        let d = &candle_core::Device::Cpu;
+        let n = 3 * CHUNK + 13;
+        let mk = |s: f32| Tensor::from_vec((0..n).map(|i| ((i as f32) * s).sin()).collect::<Vec<f32>>(), n, d).unwrap();
+        let (a, b, c) = (mk(0.1), mk(0.37), mk(1.3));
+        let got = dots(&a, &[&b, &c]).unwrap();
+        let want = |y: &Tensor| (a.to_dtype(DType::F64).unwrap() * y.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!((got[0] - want(&b)).abs() < 1e-9 && (got[1] - want(&c)).abs() < 1e-9, "{got:?}");
+        assert!(dots(&a, &[&mk(0.2).narrow(0, 0, 5).unwrap()]).is_err());
     }
 
     #[test]
