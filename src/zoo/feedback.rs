@@ -294,6 +294,11 @@ mod pth {
         u64::from_le_bytes(a)
     }
 
+    /// Whether `n` bytes from `start` lie within a file of `len` bytes (checked arithmetic).
+    fn within(start: u64, n: u64, len: u64) -> bool {
+        start.checked_add(n).is_some_and(|end| end <= len)
+    }
+
     /// One member of the archive, from the central directory.
     struct Entry {
         method: u16,
@@ -339,7 +344,7 @@ mod pth {
                 // Zip64: the real values are in the zip64 end of central directory record.
                 let at = u64_at(&tail, eocd - 20 + 8);
                 let mut rec = [0u8; 56];
-                if at.checked_add(56).map_or(true, |end| end > len) {
+                if !within(at, 56, len) {
                     return err(path, "corrupt zip64 end of central directory locator");
                 }
                 file.seek(SeekFrom::Start(at)).and_then(|_| file.read_exact(&mut rec)).map_err(io)?;
@@ -351,7 +356,7 @@ mod pth {
             if count > MAX_ENTRIES || dir_size > MAX_DIRECTORY_BYTES {
                 return err(path, format!("zip directory of {count} entries / {dir_size} bytes is larger than supported ({MAX_ENTRIES} / {MAX_DIRECTORY_BYTES})"));
             }
-            if dir_offset.checked_add(dir_size).map_or(true, |end| end > len) {
+            if !within(dir_offset, dir_size, len) {
                 return err(path, "corrupt zip archive (the central directory lies outside the file)");
             }
             let mut dir = vec![0u8; dir_size as usize];
@@ -427,7 +432,7 @@ mod pth {
             }
             let io = |e: std::io::Error| Error::Usage(format!("{}: reading zip entry `{name}`: {e}", path.display()));
             let mut local = [0u8; 30];
-            if e.local_offset.checked_add(30).map_or(true, |end| end > self.len) {
+            if !within(e.local_offset, 30, self.len) {
                 return err(path, format!("zip entry `{name}` lies outside the file"));
             }
             self.file.seek(SeekFrom::Start(e.local_offset)).and_then(|_| self.file.read_exact(&mut local)).map_err(io)?;
@@ -435,7 +440,7 @@ mod pth {
                 return err(path, format!("corrupt local header of zip entry `{name}`"));
             }
             let start = e.local_offset + 30 + u16_at(&local, 26) as u64 + u16_at(&local, 28) as u64;
-            if start.checked_add(e.size).map_or(true, |end| end > self.len) {
+            if !within(start, e.size, self.len) {
                 return err(path, format!("zip entry `{name}` ({} bytes) extends past the end of the file", e.size));
             }
             let mut data = vec![0u8; e.size as usize];

@@ -93,7 +93,7 @@ pub(super) fn conv(call: &Call, transposed: bool, dims: usize) -> Result<ConvSpe
         }
     }
     let weights = [in_channels, out_channels / groups].into_iter().chain(kernel_size.iter().copied()).try_fold(1usize, usize::checked_mul);
-    if !weights.is_some_and(|w| w <= MAX_LAYER_WEIGHTS) {
+    if !matches!(weights, Some(w) if w <= MAX_LAYER_WEIGHTS) {
         return Err(invalid(
             kernel_node,
             "kernel_size",
