@@ -8,8 +8,8 @@
 //!
 //! The loaders here turn such files into one map whose names are what
 //! [`predify_runtime::PNet::load`] reads: `pcoder{i}.pmodule.*` and `pcoder{i}.C_sqrt`
-//! (kept only when positive, so that an unestimated `-1` falls back to the exact value). Pass
-//! the map to [`candle_nn::VarBuilder::from_tensors`].
+//! (an unestimated `-1` is dropped, so that the exact value is used; any other value must be a
+//! finite number > 0). Pass the map to [`candle_nn::VarBuilder::from_tensors`].
 //!
 //! Accepted files (recognised by content, not by name):
 //! - a PyTorch zip checkpoint (`torch.save` since PyTorch 1.6) holding `{'pcoderweights': …}`,
