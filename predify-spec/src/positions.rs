@@ -60,7 +60,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// 1-based line and column (in characters) of byte `offset`, clamped to the text (as
-    /// [`line_col`]).
+    /// `SpecErrors::line_col`).
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {
