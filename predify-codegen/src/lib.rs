@@ -158,15 +158,9 @@ fn inline(model: &Model, raw: RawSpec<usize>, spans: &attr::SpanTable, errors: &
 }
 
 /// 1-based line and column (in characters) of byte `offset` of `text`.
+#[cfg(test)]
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
-    (line, col)
+    predify_spec::LineIndex::new(text).line_col(offset)
 }
 
 /// The file form: read, parse, validate and check the spec file; every error is spanned at the
@@ -193,8 +187,9 @@ fn file(model: &Model, lit: &syn::LitStr, manifest_dir: &Path, errors: &mut Vec<
         Ok(raw) => raw,
         Err(e) => {
             let errs = SpecErrors::new(vec![e], text.as_str());
+            let index = errs.line_index();
             for e in errs.errors() {
-                errors.push(at(errs.line_col(e).unwrap_or((1, 1)), e));
+                errors.push(at(errs.position(e).map_or((1, 1), |p| index.line_col(p)), e));
             }
             return keep;
         }
@@ -219,7 +214,9 @@ fn file(model: &Model, lit: &syn::LitStr, manifest_dir: &Path, errors: &mut Vec<
         }
     };
     located.sort_by_key(|(pos, _)| *pos);
-    errors.extend(located.iter().map(|(pos, msg)| at(line_col(&text, *pos), msg)));
+    // One line index for all errors (linear in the spec, however many errors it has).
+    let index = predify_spec::LineIndex::new(&text);
+    errors.extend(located.iter().map(|(pos, msg)| at(index.line_col(*pos), msg)));
     match spec {
         Some(spec) if errors.is_empty() => {
             let targets: Vec<Target> = targets.into_iter().flatten().collect();

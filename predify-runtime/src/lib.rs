@@ -30,5 +30,5 @@ pub use error::{Error, Result};
 pub use hyper::{HyperLogits, Hyperparameters};
 pub use pnet::{CSqrtSource, PCoder, PNet, Prediction, ReconstructionGrads};
 pub use predictor::Predictor;
-pub use predified::{probe_shapes, Predified};
+pub use predified::{probe_shapes, Predified, MAX_TIMESTEPS};
 pub use state::{PCoderState, State};

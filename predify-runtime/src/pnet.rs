@@ -111,17 +111,26 @@ impl PNet {
                 );
             }
             let c = if spec.gradient_scaling {
-                Some(match &c_sqrt {
-                    CSqrtSource::Given(v) => v[i],
-                    CSqrtSource::Exact => c_sqrt::exact(&predictor, &ff_shape)?,
+                let (c, source) = match &c_sqrt {
+                    CSqrtSource::Given(v) => (v[i], "given"),
+                    CSqrtSource::Exact => (c_sqrt::exact(&predictor, &ff_shape)?, "computed"),
                     CSqrtSource::CheckpointOrExact => {
                         if vb.contains_tensor(&format!("{ctx}.C_sqrt")) {
-                            vb.pp(&ctx).get((), "C_sqrt")?.to_dtype(DType::F32)?.to_scalar::<f32>()?
+                            (vb.pp(&ctx).get((), "C_sqrt")?.to_dtype(DType::F32)?.to_scalar::<f32>()?, "from the weights")
                         } else {
-                            c_sqrt::exact(&predictor, &ff_shape)?
+                            (c_sqrt::exact(&predictor, &ff_shape)?, "computed")
                         }
                     }
-                })
+                };
+                // √C divides the error term: 0, negative (Predify's "not yet estimated" −1 would
+                // flip its sign), NaN or ±inf would corrupt every update.
+                if !(c > 0.0 && c.is_finite()) {
+                    return usage(format!(
+                        "{}: {ctx}.C_sqrt ({source}) is {c}; it must be a finite number > 0 (Predify stores -1 until it is estimated: drop it to use the exact value)",
+                        spec.name
+                    ));
+                }
+                Some(c)
             } else {
                 None
             };
@@ -227,11 +236,37 @@ impl PNet {
         if input.dtype() != DType::F32 {
             return Err(Error::DType { context: format!("{}: input batch", self.name), got: input.dtype() });
         }
-        Ok(State::new(input, self.pcoders.len()))
+        if input.dims()[0] == 0 {
+            return usage(format!("{}: the input batch is empty (0 samples)", self.name));
+        }
+        Ok(State::new(input, self.shapes()))
+    }
+
+    /// The per-sample shapes a state of this network is made for: the input's, then each
+    /// pcoder's representation.
+    fn shapes(&self) -> Vec<Vec<usize>> {
+        std::iter::once(self.input_shape.clone()).chain(self.pcoders.iter().map(|p| p.ff_shape.clone())).collect()
+    }
+
+    /// An error unless `st` was made by a network of this structure ([`Self::new_state`]): a
+    /// state holds one slot per pcoder, of that pcoder's shapes.
+    fn check_state(&self, st: &State) -> Result<()> {
+        if st.pcoders.len() != self.pcoders.len() || st.shapes != self.shapes() {
+            return usage(format!(
+                "{}: the state was made for another network ({} pcoders, shapes {:?}); this one has {} pcoders, shapes {:?} (make states with this network's new_state)",
+                self.name,
+                st.pcoders.len(),
+                st.shapes,
+                self.pcoders.len(),
+                self.shapes()
+            ));
+        }
+        Ok(())
     }
 
     /// Start a backbone pass.
     pub fn begin_pass(&self, st: &mut State) -> Result<()> {
+        self.check_state(st)?;
         if st.in_pass {
             return usage(format!("{}: begin_pass called twice without end_pass", self.name));
         }
@@ -243,6 +278,7 @@ impl PNet {
 
     /// Finish a backbone pass; every pcoder must have fired in it.
     pub fn end_pass(&self, st: &mut State) -> Result<()> {
+        self.check_state(st)?;
         let pass = self.current_pass(st)?;
         for (i, p) in st.pcoders.iter().enumerate() {
             if p.as_ref().map(|p| p.pass) != Some(pass) {
@@ -265,6 +301,7 @@ impl PNet {
     /// Returns the representation, which replaces `ff` for the rest of the pass.
     pub fn fire(&self, i: usize, ff: &Tensor, st: &mut State) -> Result<Tensor> {
         self.check_index(i)?;
+        self.check_state(st)?;
         let pass = self.current_pass(st)?;
         let pc = &self.pcoders[i];
         let batch = st.input.dims()[0];
@@ -353,6 +390,7 @@ impl PNet {
     /// Σ_i MSE(prd_i, target_i) and its gradient w.r.t. every predictor parameter (the
     /// representations and targets are constants, as at timestep 0).
     pub fn reconstruction_grads(&self, st: &State) -> Result<ReconstructionGrads> {
+        self.check_state(st)?;
         let reps = (0..self.pcoders.len())
             .map(|i| st.rep(i).cloned().ok_or_else(|| Error::Usage(format!("pcoder{}: run a pass before computing reconstruction gradients", i + 1))))
             .collect::<Result<Vec<_>>>()?;

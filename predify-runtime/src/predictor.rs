@@ -61,12 +61,14 @@ impl Predictor {
     /// The output shape for an input shape (`[N, C, spatial…]`).
     pub fn output_shape(&self, in_shape: &[usize]) -> Result<Vec<usize>> {
         let mut s = in_shape.to_vec();
-        for st in &self.stages {
+        for (st, prefix) in self.stages.iter().zip(&self.prefixes) {
             s = match st {
                 Stage::Conv(c) => c.output_shape(&s)?,
                 Stage::Relu => s,
                 Stage::Upsample(u) => u.output_shape(&s)?,
             };
+            // Every intermediate result is allocated per batch: bound it per sample.
+            crate::layers::check_sample_elements(s.get(1..).unwrap_or(&[]), &format!("predictor layer `{prefix}`"))?;
         }
         Ok(s)
     }

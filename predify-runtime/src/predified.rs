@@ -12,6 +12,10 @@ use crate::state::State;
 use crate::Result;
 use candle_core::{DType, Device, Tensor, Var};
 
+/// The most timesteps one [`Predified::run`] / [`Predified::run_state`] call runs (each
+/// timestep's logits are kept): 1,000,000.
+pub const MAX_TIMESTEPS: usize = 1_000_000;
+
 /// The hook of a backbone pass: called as `hook(i, ff)` with the output `ff` of pcoder `i`'s
 /// attach point (0-based, in feedforward order); what it returns replaces `ff` for the rest of
 /// the pass.
@@ -61,9 +65,21 @@ pub trait Predified {
         Ok((logits, state))
     }
 
-    /// `timesteps` more timesteps on `state`; the logits of each.
+    /// `timesteps` more timesteps on `state`; the logits of each. At most [`MAX_TIMESTEPS`]
+    /// (every timestep's logits are kept).
     fn run_state(&self, state: &mut State, timesteps: usize) -> Result<Vec<Tensor>> {
-        (0..timesteps).map(|_| self.step(state)).collect()
+        if timesteps > MAX_TIMESTEPS {
+            return crate::error::usage(format!(
+                "{}: {timesteps} timesteps requested, at most {MAX_TIMESTEPS} are supported (run_state continues a state in chunks)",
+                self.pnet().name()
+            ));
+        }
+        // Grown as the timesteps run, never reserved from the requested count.
+        let mut logits = Vec::new();
+        for _ in 0..timesteps {
+            logits.push(self.step(state)?);
+        }
+        Ok(logits)
     }
 
     /// The backbone alone on `input`: the plain feedforward logits.

@@ -40,11 +40,17 @@ pub struct State {
     pub(crate) in_pass: bool,
     pub(crate) init: Init,
     pub(crate) errors: Vec<Vec<f32>>,
+    /// The per-sample shapes of the network that made the state: the input's, then each
+    /// pcoder's representation (a network steps only states of its own structure).
+    pub(crate) shapes: Vec<Vec<usize>>,
 }
 
 impl State {
-    pub(crate) fn new(input: Tensor, n: usize) -> Self {
-        Self { input, pcoders: vec![None; n], passes: 0, in_pass: false, init: Init::Feedforward, errors: Vec::new() }
+    /// A state for `input` of a network with per-sample shapes `shapes` (the input's, then one
+    /// per pcoder).
+    pub(crate) fn new(input: Tensor, shapes: Vec<Vec<usize>>) -> Self {
+        let n = shapes.len().saturating_sub(1);
+        Self { input, pcoders: vec![None; n], passes: 0, in_pass: false, init: Init::Feedforward, errors: Vec::new(), shapes }
     }
 
     /// Draw the first pass's representations from N(0, 1) with this seed (Predify's

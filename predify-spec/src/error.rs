@@ -112,6 +112,17 @@ pub enum SpecErrorKind {
         /// What was written.
         found: String,
     },
+    /// A size larger than the documented limits ([`crate::MAX_SIZE`],
+    /// [`crate::MAX_SAMPLE_ELEMENTS`]): a tensor no machine could hold.
+    #[error("{what} must be at most {limit}, found {found}")]
+    TooLarge {
+        /// What is limited.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+        /// What was written (or what it amounts to).
+        found: String,
+    },
     /// β, λ or α negative or not finite.
     #[error("expected a finite number >= 0, found {found:?}")]
     InvalidHyperparameter {

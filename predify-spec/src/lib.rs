@@ -42,6 +42,7 @@ mod validate;
 pub use attach::{AttachPointError, AttachPointErrorKind};
 pub use error::{SpecError, SpecErrorKind};
 pub use expr::{parse_predictor, ExprError, ExprErrorKind};
+pub use positions::LineIndex;
 pub use spec_errors::SpecErrors;
 pub use toml_source::{raw_from_toml, Span};
 pub use types::*;

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::SpecError;
-use crate::positions;
+use crate::positions::{self, LineIndex};
 
 /// Every error of a spec read from TOML, with the source text so each can be shown as
 /// `line:col: message` (prefixed by the file's path when read from a file).
@@ -68,14 +68,22 @@ impl SpecErrors {
     }
 
     /// 1-based line and column (in characters) that `error` points at (see [`Self::position`]).
+    /// O(length of the source); for many errors use [`Self::line_index`] once.
     pub fn line_col(&self, error: &SpecError<Range<usize>>) -> Option<(usize, usize)> {
         self.position(error).map(|p| positions::line_col(&self.source, p))
+    }
+
+    /// An index of the source's lines, to find the line and column of many positions.
+    pub fn line_index(&self) -> LineIndex<'_> {
+        LineIndex::new(&self.source)
     }
 }
 
 impl fmt::Display for SpecErrors {
     /// One line per error: `[path:]line:col: message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One index for all errors: linear in the source and the number of errors.
+        let index = self.line_index();
         for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
@@ -83,7 +91,7 @@ impl fmt::Display for SpecErrors {
             if let Some(path) = &self.path {
                 write!(f, "{}:", path.display())?;
             }
-            if let Some((line, col)) = self.line_col(e) {
+            if let Some((line, col)) = self.position(e).map(|p| index.line_col(p)) {
                 write!(f, "{line}:{col}: ")?;
             } else if self.path.is_some() {
                 f.write_str(" ")?;

@@ -10,6 +10,19 @@ pub const DEFAULT_FEEDBACK: f32 = 0.3;
 /// Default `pc` (α, the error-correction rate) of a pcoder, as in Predify.
 pub const DEFAULT_PC: f32 = 0.01;
 
+/// Largest value of any one size in a spec: an `input_size` entry, `in_channels`,
+/// `out_channels`, `groups`, `stride`, `padding`, `output_padding`, `dilation`, an `Upsample`
+/// `size` or `scale_factor`, and a convolution's dilated kernel extent
+/// `dilation * (kernel_size - 1) + 1` (2^20). Larger values describe tensors no machine holds.
+pub const MAX_SIZE: usize = 1 << 20;
+/// Largest number of elements in one sample of `input_size` (2^31, 8 GiB of f32).
+pub const MAX_SAMPLE_ELEMENTS: usize = 1 << 31;
+/// Largest `kernel_size` along one axis (1024).
+pub const MAX_KERNEL_SIZE: usize = 1024;
+/// Largest number of weights of one convolution, `in_channels * out_channels / groups *
+/// prod(kernel_size)` (2^28, 1 GiB of f32; VGG16's largest layer has 1.03e8).
+pub const MAX_LAYER_WEIGHTS: usize = 1 << 28;
+
 /// A whole predified network: Predify's TOML config, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {

@@ -6,6 +6,11 @@
 //! (`[count]` unsigned bytes). Only unsigned-byte elements (`TT = 0x08`) are supported, which
 //! is what these data sets use. Gzip is recognised by its magic bytes, whatever the file name.
 //!
+//! Files are untrusted: the header is read first and the size it claims (checked arithmetic) is
+//! compared with [`MAX_DATA_BYTES`] and with what the file holds before the data is read, and a
+//! gzip stream is decompressed only up to that size plus one byte (a small `.gz` that unpacks
+//! to gigabytes is an error after reading what the header allows, not an allocation failure).
+//!
 //! ```
 //! use predify::data::idx::{self, IdxArray};
 //! let dir = std::env::temp_dir().join(format!("idx-doc-{}", std::process::id()));
@@ -27,6 +32,10 @@ pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Element type code of unsigned bytes.
 pub const TYPE_U8: u8 = 0x08;
+
+/// The most data bytes (the product of the dimensions) an IDX file may claim: 2 GiB. MNIST's
+/// training images are 47 MB, EMNIST's largest split 0.6 GB.
+pub const MAX_DATA_BYTES: usize = 2 << 30;
 
 /// The contents of an IDX file of unsigned bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,23 +91,51 @@ fn format_err(path: &Path, message: impl Into<String>) -> Error {
     Error::Format { path: path.to_path_buf(), message: message.into() }
 }
 
-/// The bytes of a file, gunzipped when it starts with the gzip magic.
+/// The bytes of a file, gunzipped when it starts with the gzip magic; at most
+/// [`MAX_DATA_BYTES`] + 1 KiB (room for the largest header), more is an error.
 pub fn read_maybe_gzip(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(io_err(path))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format_err(path, format!("gzip data is corrupt or truncated: {e}")))?;
-        Ok(out)
+    let limit = MAX_DATA_BYTES + 1024;
+    let (reader, gzip) = open(path)?;
+    let mut out = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(read_err(path, gzip))?;
+    if out.len() > limit {
+        return Err(format_err(path, format!("more than {limit} bytes{}", if gzip { " after decompression" } else { "" })));
+    }
+    Ok(out)
+}
+
+/// The file as a byte stream (gunzipped when it starts with the gzip magic), and whether it is
+/// gzipped.
+fn open(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io_err(path))?);
+    let head = std::io::BufRead::fill_buf(&mut file).map_err(io_err(path))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok((Box::new(flate2::read::MultiGzDecoder::new(file)), true))
     } else {
-        Ok(raw)
+        Ok((Box::new(file), false))
     }
 }
 
-/// Parse IDX bytes; `path` only names the source in errors.
-pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+fn read_err(path: &Path, gzip: bool) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| {
+        if gzip {
+            format_err(path, format!("gzip data is corrupt or truncated: {e}"))
+        } else {
+            Error::Io { path: path.to_path_buf(), source: e }
+        }
+    }
+}
+
+/// Up to `n` bytes of `r` (fewer at its end), appended to `out`.
+fn read_up_to(r: &mut dyn Read, n: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    r.take(n as u64).read_to_end(out).map(|_| ())
+}
+
+/// The dimensions, element count and header length of the IDX bytes `bytes` (which may hold
+/// only the header): magic, element type and dimensions checked, the product with checked
+/// arithmetic.
+fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, usize, usize)> {
     if bytes.len() < 4 {
         return Err(format_err(path, format!("truncated: {} bytes, an IDX header needs at least 4", bytes.len())));
     }
@@ -135,6 +172,15 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let Some(n) = numel(&dims) else {
         return Err(format_err(path, format!("dims {dims:?} overflow")));
     };
+    if n > MAX_DATA_BYTES {
+        return Err(format_err(path, format!("dims {dims:?} claim {n} data bytes, more than the {MAX_DATA_BYTES} this reader accepts")));
+    }
+    Ok((dims, n, header))
+}
+
+/// Parse IDX bytes; `path` only names the source in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    let (dims, n, header) = parse_header(bytes, path)?;
     let have = bytes.len() - header;
     if have < n {
         return Err(format_err(path, format!("truncated: dims {dims:?} need {n} data bytes, the file has {have}")));
@@ -146,9 +192,44 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray> {
 }
 
 /// Read an IDX file (plain or gzip) of any rank.
+///
+/// The header comes first; the data is read only once the size it claims is known to be at
+/// most [`MAX_DATA_BYTES`] and, for a plain file, to match the file's length. A gzip stream is
+/// decompressed up to that size plus one byte, so a stream that unpacks to more is reported
+/// without being unpacked.
 pub fn read(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
-    parse(&read_maybe_gzip(path)?, path)
+    let (mut r, gzip) = open(path)?;
+    let rerr = read_err(path, gzip);
+    // Magic, then the dimensions it announces.
+    let mut head = Vec::with_capacity(4 + 4 * 255);
+    read_up_to(&mut r, 4, &mut head).map_err(&rerr)?;
+    if head.len() == 4 {
+        read_up_to(&mut r, 4 * head[3] as usize, &mut head).map_err(&rerr)?;
+    }
+    let (dims, n, header) = parse_header(&head, path)?;
+    if !gzip {
+        // The file's length says whether the data is all there before any of it is read.
+        let len = std::fs::metadata(path).map_err(io_err(path))?.len();
+        let have = len.saturating_sub(header as u64);
+        if have < n as u64 {
+            return Err(format_err(path, format!("truncated: dims {dims:?} need {n} data bytes, the file has {have}")));
+        }
+        if have > n as u64 {
+            return Err(format_err(path, format!("{} unexpected bytes after the {n} data bytes of dims {dims:?}", have - n as u64)));
+        }
+    }
+    // A plain file was just seen to hold exactly `n` more bytes; a gzip stream may hold fewer.
+    let mut data = if gzip { Vec::new() } else { Vec::with_capacity(n) };
+    read_up_to(&mut r, n + 1, &mut data).map_err(&rerr)?;
+    let what = if gzip { "the decompressed data has" } else { "the file has" };
+    if data.len() < n {
+        return Err(format_err(path, format!("truncated: dims {dims:?} need {n} data bytes, {what} {}", data.len())));
+    }
+    if data.len() > n {
+        return Err(format_err(path, format!("unexpected bytes after the {n} data bytes of dims {dims:?} ({what} more)")));
+    }
+    Ok(IdxArray { dims, data })
 }
 
 fn read_expecting(path: &Path, magic: u32, what: &str) -> Result<IdxArray> {

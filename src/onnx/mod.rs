@@ -79,8 +79,22 @@ impl OnnxModel {
             Ok(bytes) => bytes,
             Err(source) => return Err(Error::Io { path, source }),
         };
-        let model = <proto::ModelProto as prost::Message>::decode(bytes.as_slice())
-            .map_err(|e| Error::Decode { path: path.clone(), message: e.to_string() })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Decode the bytes of an `.onnx` file; `path` names the source in errors.
+    ///
+    /// The decoder allocates only for what the bytes hold (every length is checked against
+    /// the bytes left) and limits message nesting; a panic inside it would be reported as an
+    /// error, not propagated.
+    pub fn from_bytes(bytes: &[u8], path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let decoded = std::panic::catch_unwind(|| <proto::ModelProto as prost::Message>::decode(bytes));
+        let model = match decoded {
+            Ok(Ok(model)) => model,
+            Ok(Err(e)) => return Err(Error::Decode { path, message: e.to_string() }),
+            Err(_) => return Err(Error::Decode { path, message: "the protobuf decoder panicked".into() }),
+        };
         if model.graph.is_none() {
             return Err(Error::Decode { path, message: "the model has no graph".into() });
         }
@@ -152,7 +166,9 @@ pub fn tensor_from_proto(t: &proto::TensorProto) -> std::result::Result<Tensor, 
     for &d in &t.dims {
         dims.push(usize::try_from(d).map_err(|_| format!("negative dimension in {:?}", t.dims))?);
     }
-    let numel: usize = dims.iter().product();
+    // Checked: the dimensions come from the file. Every tensor is built from values the file
+    // holds (their count is compared below), so its size is bounded by the file's.
+    let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("dims {dims:?} overflow"))?;
     let dtype = DataType::try_from(t.data_type).map_err(|_| format!("unknown data type {}", t.data_type))?;
     let (candle_dtype, elem_size) = match dtype {
         DataType::Float => (DType::F32, 4),
@@ -168,8 +184,9 @@ pub fn tensor_from_proto(t: &proto::TensorProto) -> std::result::Result<Tensor, 
     let cpu = &Device::Cpu;
     let err = |e: candle_core::Error| e.to_string();
     if !t.raw_data.is_empty() {
-        if t.raw_data.len() != numel * elem_size {
-            return Err(format!("raw_data has {} bytes, {dims:?} × {elem_size} bytes needs {}", t.raw_data.len(), numel * elem_size));
+        let need = numel.checked_mul(elem_size).ok_or_else(|| format!("dims {dims:?} × {elem_size} bytes overflow"))?;
+        if t.raw_data.len() != need {
+            return Err(format!("raw_data has {} bytes, {dims:?} × {elem_size} bytes needs {need}", t.raw_data.len()));
         }
         // Decode little-endian explicitly (no alignment or host-endianness assumptions).
         let raw = &t.raw_data;

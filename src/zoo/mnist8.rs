@@ -77,9 +77,16 @@ impl Mnist8 {
     /// Read `mnist-8.onnx` and build the network from its initializers (on the CPU).
     #[cfg(feature = "onnx")]
     pub fn from_onnx(path: impl AsRef<std::path::Path>) -> std::result::Result<Self, crate::onnx::Error> {
-        let model = crate::onnx::OnnxModel::read(path)?;
-        let tensors = onnx_tensors(&model)?;
+        Self::from_onnx_model(&crate::onnx::OnnxModel::read(path)?)
+    }
+
+    /// Build the network from a decoded `mnist-8.onnx` (see [`onnx_tensors`]); every weight
+    /// is checked (shape, float type, finite) before the network exists, errors name the file.
+    #[cfg(feature = "onnx")]
+    pub fn from_onnx_model(model: &crate::onnx::OnnxModel) -> std::result::Result<Self, crate::onnx::Error> {
+        let tensors = onnx_tensors(model)?;
         let vb = candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, &candle_core::Device::Cpu);
+        // The layers reject non-finite weights (naming them) while loading.
         Self::load(vb).map_err(|e| model.graph_error(format!("building the network: {e}")))
     }
 }
@@ -138,8 +145,10 @@ pub fn onnx_tensors(model: &crate::onnx::OnnxModel) -> std::result::Result<std::
             if node.op_type != "Reshape" || node.input.len() != 2 || node.output.len() != 1 {
                 return Err(fail(format!("unexpected constant node {} ({})", node.name, node.op_type)));
             }
-            let shape = consts[&node.input[1]].to_vec1::<i64>().map_err(cerr)?;
-            let x = &consts[&node.input[0]];
+            let (Some(x), Some(shape)) = (consts.get(&node.input[0]), consts.get(&node.input[1])) else {
+                return Err(fail(format!("{}: inputs of the constant Reshape are missing", node.name)));
+            };
+            let shape = shape.to_vec1::<i64>().map_err(cerr)?;
             let dims = reshape_dims(x.elem_count(), &shape).ok_or_else(|| fail(format!("{}: cannot reshape {:?} to {shape:?}", node.name, x.dims())))?;
             let y = x.reshape(dims).map_err(cerr)?;
             consts.insert(node.output[0].clone(), y);
@@ -168,7 +177,22 @@ pub fn onnx_tensors(model: &crate::onnx::OnnxModel) -> std::result::Result<std::
         other_inputs.push(others.into_iter().cloned().collect::<Vec<_>>());
         current = n.output.first().cloned().unwrap_or_default();
     }
-    let constant = |k: usize, j: usize| -> &Tensor { &consts[&other_inputs[k][j]] };
+    // The `j`-th constant input of data-path node `k`; a node without it is an error.
+    let constant = |k: usize, j: usize, what: &str| -> std::result::Result<&Tensor, crate::onnx::Error> {
+        other_inputs
+            .get(k)
+            .and_then(|o| o.get(j))
+            .and_then(|name| consts.get(name))
+            .ok_or_else(|| fail(format!("node {} ({}): no {what} input", path[k].name, path[k].op_type)))
+    };
+    // Weights must be floats (an integer tensor would be converted silently).
+    let float = |t: &Tensor, what: &str| -> std::result::Result<(), crate::onnx::Error> {
+        if t.dtype().is_float() {
+            Ok(())
+        } else {
+            Err(fail(format!("{what}: expected float values, found {:?}", t.dtype())))
+        }
+    };
 
     let mut out = HashMap::new();
     for (k, layer, cin, cout) in [(0usize, "conv1", 1usize, 8usize), (4, "conv2", 8, 16)] {
@@ -185,11 +209,13 @@ pub fn onnx_tensors(model: &crate::onnx::OnnxModel) -> std::result::Result<std::
                 conv.name
             )));
         }
-        let w = constant(k, 0);
+        let w = constant(k, 0, "weight")?;
+        float(w, &format!("{layer}.weight"))?;
         if w.dims() != [cout, cin, 5, 5] {
             return Err(fail(format!("{layer}.weight: expected [{cout}, {cin}, 5, 5], found {:?}", w.dims())));
         }
-        let b = constant(k + 1, 0);
+        let b = constant(k + 1, 0, "bias")?;
+        float(b, &format!("{layer}.bias"))?;
         if b.elem_count() != cout {
             return Err(fail(format!("{layer}.bias: expected {cout} values, found {:?}", b.dims())));
         }
@@ -209,15 +235,17 @@ pub fn onnx_tensors(model: &crate::onnx::OnnxModel) -> std::result::Result<std::
             )));
         }
     }
-    let shape = constant(8, 0).to_vec1::<i64>().map_err(cerr)?;
-    if reshape_dims(256, &shape[1..]).map(|d| d == [256]) != Some(true) {
+    let shape = constant(8, 0, "shape")?.to_vec1::<i64>().map_err(cerr)?;
+    if shape.get(1..).and_then(|rest| reshape_dims(256, rest)).map(|d| d == [256]) != Some(true) {
         return Err(fail(format!("flatten ({}): expected a reshape to [N, 256], found shape {shape:?}", path[8].name)));
     }
-    let w = constant(9, 0);
+    let w = constant(9, 0, "weight")?;
+    float(w, "fc.weight")?;
     if w.dims() != [256, 10] {
         return Err(fail(format!("fc.weight: expected MatMul by [256, 10], found {:?}", w.dims())));
     }
-    let b = constant(10, 0);
+    let b = constant(10, 0, "bias")?;
+    float(b, "fc.bias")?;
     if b.elem_count() != 10 {
         return Err(fail(format!("fc.bias: expected 10 values, found {:?}", b.dims())));
     }
@@ -227,17 +255,21 @@ pub fn onnx_tensors(model: &crate::onnx::OnnxModel) -> std::result::Result<std::
 }
 
 /// ONNX Reshape semantics for a constant: `-1` infers one dimension (`0`, "copy", is not
-/// meaningful for a constant here and is rejected).
+/// meaningful for a constant here and is rejected). Checked arithmetic: the shape comes from
+/// the file.
 #[cfg(feature = "onnx")]
 fn reshape_dims(numel: usize, shape: &[i64]) -> Option<Vec<usize>> {
-    let known: i64 = shape.iter().filter(|&&d| d > 0).product();
     let inferred = shape.iter().filter(|&&d| d == -1).count();
-    if shape.iter().any(|&d| d == 0 || d < -1) || inferred > 1 || known <= 0 {
+    if shape.iter().any(|&d| d == 0 || d < -1) || inferred > 1 {
         return None;
     }
+    let known = shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))?;
     let dims: Vec<usize> = shape
         .iter()
-        .map(|&d| if d == -1 { numel / known as usize } else { d as usize })
+        .map(|&d| if d == -1 { numel / known } else { d as usize })
         .collect();
-    (dims.iter().product::<usize>() == numel).then_some(dims)
+    (dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) == Some(numel)).then_some(dims)
 }

@@ -47,6 +47,9 @@ impl BatchNorm2d {
         let f = |t: &Tensor| t.to_dtype(DType::F32);
         let scale = f(weight)?.div(&f(running_var)?.affine(1.0, eps)?.sqrt()?)?;
         let shift = (f(bias)? - f(running_mean)?.mul(&scale)?)?;
+        // NaN or ±inf in any input, or a negative variance, shows in the folded scale and shift.
+        super::check_finite(&scale, &format!("{name} (weight / sqrt(running_var + eps))"))?;
+        super::check_finite(&shift, &format!("{name} (bias - running_mean * scale)"))?;
         Ok(Self {
             num_features: c,
             eps,

@@ -28,8 +28,13 @@ impl Conv {
     /// Load a layer from a `VarBuilder` already positioned at the layer (e.g. `pcoder1.pmodule`).
     /// Missing tensors are initialised like PyTorch does when the builder creates variables.
     pub fn load(spec: &ConvSpec, transposed: bool, vb: candle_nn::VarBuilder, name: &str) -> Result<Self> {
-        let k: usize = spec.kernel_size.iter().product();
         let wshape = Self::weight_shape_of(spec, transposed);
+        // A spec built in code skips the spec's validation: check the size before allocating.
+        match wshape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+            Some(n) if n <= predify_spec::MAX_LAYER_WEIGHTS => {}
+            _ => return usage(format!("{name}: a weight of shape {wshape:?} has more than {} elements", predify_spec::MAX_LAYER_WEIGHTS)),
+        }
+        let k: usize = spec.kernel_size.iter().product();
         // PyTorch's default init: kaiming_uniform(a=√5) → U(±1/√fan_in), fan_in = dim1 · K.
         let fan_in = (wshape[1] * k).max(1) as f64;
         let bound = 1.0 / fan_in.sqrt();
@@ -57,12 +62,22 @@ impl Conv {
         if spec.groups == 0 || spec.in_channels % spec.groups != 0 || spec.out_channels % spec.groups != 0 {
             return usage(format!("{name}: groups={} must divide in_channels={} and out_channels={}", spec.groups, spec.in_channels, spec.out_channels));
         }
+        let weight = weight.to_dtype(candle_core::DType::F32)?.contiguous()?;
+        super::check_finite(&weight, &format!("{name}.weight"))?;
+        let bias = match bias {
+            Some(b) => {
+                let b = b.to_dtype(candle_core::DType::F32)?.contiguous()?;
+                super::check_finite(&b, &format!("{name}.bias"))?;
+                Some(b)
+            }
+            None => None,
+        };
         Ok(Self {
             spec,
             transposed,
-            weight: Var::from_tensor(&weight.to_dtype(candle_core::DType::F32)?)?,
+            weight: Var::from_tensor(&weight)?,
             bias: match bias {
-                Some(b) => Some(Var::from_tensor(&b.to_dtype(candle_core::DType::F32)?)?),
+                Some(b) => Some(Var::from_tensor(&b)?),
                 None => None,
             },
             name: name.to_string(),

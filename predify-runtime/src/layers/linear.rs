@@ -22,6 +22,10 @@ impl Linear {
                 return shape_err(format!("{name}.bias"), format!("[{}]", weight.dims()[0]), b.dims());
             }
         }
+        super::check_finite(&weight, &format!("{name}.weight"))?;
+        if let Some(b) = &bias {
+            super::check_finite(b, &format!("{name}.bias"))?;
+        }
         Ok(Self {
             weight: Var::from_tensor(&weight)?,
             bias: bias.map(|b| Var::from_tensor(&b)).transpose()?,
@@ -33,6 +37,15 @@ impl Linear {
     pub fn load(in_features: usize, out_features: usize, bias: bool, vb: candle_nn::VarBuilder, name: &str) -> Result<Self> {
         let bound = 1.0 / (in_features.max(1) as f64).sqrt();
         let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        match out_features.checked_mul(in_features) {
+            Some(n) if n <= predify_spec::MAX_LAYER_WEIGHTS => {}
+            _ => {
+                return crate::error::usage(format!(
+                    "{name}: a weight of {out_features} x {in_features} has more than {} elements",
+                    predify_spec::MAX_LAYER_WEIGHTS
+                ))
+            }
+        }
         let w = vb.get_with_hints((out_features, in_features), "weight", init)?;
         let b = if bias { Some(vb.get_with_hints(out_features, "bias", init)?) } else { None };
         Self::new(w, b, name)

@@ -31,6 +31,35 @@ pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
     }
 }
 
+/// An error unless one sample of shape `per_sample` has at most
+/// [`predify_spec::MAX_SAMPLE_ELEMENTS`] elements (checked arithmetic): sizes from a spec or a
+/// file are checked before anything of that size is allocated.
+pub(crate) fn check_sample_elements(per_sample: &[usize], context: &str) -> Result<()> {
+    match per_sample.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= predify_spec::MAX_SAMPLE_ELEMENTS => Ok(()),
+        _ => crate::error::usage(format!(
+            "{context}: one sample of shape {per_sample:?} has more than {} elements",
+            predify_spec::MAX_SAMPLE_ELEMENTS
+        )),
+    }
+}
+
+/// An error unless every value of `t` is finite: weights from a file are checked before use
+/// (a NaN would silently poison every output).
+pub(crate) fn check_finite(t: &candle_core::Tensor, name: &str) -> Result<()> {
+    // As contiguous f32 on the CPU the check is one pass without a sum that could overflow;
+    // f32 holds every finite f16/bf16 value exactly, f64 is summed in f64.
+    let t = match t.dtype() {
+        candle_core::DType::F64 => t.clone(),
+        _ => t.to_dtype(candle_core::DType::F32)?.contiguous()?,
+    };
+    if crate::ops::all_finite(&t)? {
+        Ok(())
+    } else {
+        crate::error::usage(format!("{name}: the weights contain NaN or infinite values"))
+    }
+}
+
 /// Split an activation shape `[N, C, spatial…]` with `dims` spatial axes into
 /// (N, C, spatial lifted to three axes).
 pub(crate) fn split_nc(shape: &[usize], dims: usize, context: &str) -> Result<(usize, usize, [usize; 3])> {

@@ -38,26 +38,38 @@ impl Upsample {
         let dims = self.dims_for(shape.len())?;
         let (n, c, sp) = split_nc(shape, dims, &format!("{} input", self.name))?;
         let off = 3 - dims;
-        let mut maps = [AxisMap::identity(sp[0]), AxisMap::identity(sp[1]), AxisMap::identity(sp[2])];
         let mut out = sp;
         let sizes = self.spec.size.as_ref().map(|s| s.for_dims(dims));
         let scales = self.spec.scale_factor.as_ref().map(|s| s.for_dims(dims));
+        let mut axis_scales = [None; 3];
         for a in 0..dims {
             let input = sp[off + a];
             let (output, scale) = match (&sizes, &scales) {
                 (Some(Some(sz)), _) => (sz[a], None),
-                (None, Some(Some(sc))) => (((input as f64) * sc[a]).floor() as usize, Some(sc[a])),
+                (None, Some(Some(sc))) => {
+                    let o = (input as f64) * sc[a];
+                    if !(o.is_finite() && o < usize::MAX as f64) {
+                        return usage(format!("{}: scale factor {} of axis {a} overflows for input {shape:?}", self.name, sc[a]));
+                    }
+                    (o.floor() as usize, Some(sc[a]))
+                }
                 _ => return usage(format!("{}: size/scale_factor does not match {dims} spatial dims", self.name)),
             };
             if output == 0 {
                 return usage(format!("{}: output size 0 on axis {a} for input {shape:?}", self.name));
             }
-            let align = self.spec.align_corners.unwrap_or(false);
-            maps[off + a] = match self.spec.mode {
-                UpsampleMode::Nearest => AxisMap::nearest(input, output, scale),
-                _ => AxisMap::linear(input, output, scale, align),
-            };
             out[off + a] = output;
+            axis_scales[off + a] = scale;
+        }
+        // The maps below hold one entry per output index: check the output's size first.
+        super::check_sample_elements(&[&[c][..], &out[..]].concat(), &format!("{} output", self.name))?;
+        let mut maps = [AxisMap::identity(sp[0]), AxisMap::identity(sp[1]), AxisMap::identity(sp[2])];
+        let align = self.spec.align_corners.unwrap_or(false);
+        for a in off..3 {
+            maps[a] = match self.spec.mode {
+                UpsampleMode::Nearest => AxisMap::nearest(sp[a], out[a], axis_scales[a]),
+                _ => AxisMap::linear(sp[a], out[a], axis_scales[a], align),
+            };
         }
         Ok((n * c, sp, maps, join_nc(n, c, out, dims)))
     }

@@ -60,21 +60,24 @@ pub(super) fn invalid(node: &Node, arg: &'static str, message: String) -> ExprEr
     ExprError::new(node.offset, K::InvalidValue { arg, message })
 }
 
-/// An integer `>= min`.
-pub(super) fn count(node: &Node, arg: &'static str, min: i64) -> Result<usize, ExprError> {
+/// An integer `>= min` and `<= max`.
+pub(super) fn count(node: &Node, arg: &'static str, min: i64, max: usize) -> Result<usize, ExprError> {
     let NodeKind::Int(v) = node.kind else {
         return Err(wrong_type(node, arg, "an integer"));
     };
     if v < min {
         return Err(invalid(node, arg, format!("must be >= {min}, found {v}")));
     }
-    usize::try_from(v).map_err(|_| invalid(node, arg, format!("{v} is too large")))
+    match usize::try_from(v) {
+        Ok(u) if u <= max => Ok(u),
+        _ => Err(invalid(node, arg, format!("must be <= {max}, found {v}"))),
+    }
 }
 
-/// An integer for every axis, or a tuple/list of exactly `dims` integers, each `>= min`.
-pub(super) fn axes(node: &Node, arg: &'static str, dims: usize, min: i64) -> Result<Vec<usize>, ExprError> {
+/// An integer for every axis, or a tuple/list of exactly `dims` integers, each in `min..=max`.
+pub(super) fn axes(node: &Node, arg: &'static str, dims: usize, min: i64, max: usize) -> Result<Vec<usize>, ExprError> {
     match &node.kind {
-        NodeKind::Int(_) => Ok(vec![count(node, arg, min)?; dims]),
+        NodeKind::Int(_) => Ok(vec![count(node, arg, min, max)?; dims]),
         NodeKind::Tuple(items) | NodeKind::List(items) => {
             if items.len() != dims {
                 return Err(invalid(
@@ -83,7 +86,7 @@ pub(super) fn axes(node: &Node, arg: &'static str, dims: usize, min: i64) -> Res
                     format!("expected {dims} values (one per spatial axis), found {}", items.len()),
                 ));
             }
-            items.iter().map(|n| count(n, arg, min)).collect()
+            items.iter().map(|n| count(n, arg, min, max)).collect()
         }
         _ => Err(wrong_type(node, arg, "an integer or a tuple of integers")),
     }

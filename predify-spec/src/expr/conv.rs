@@ -3,7 +3,7 @@
 use super::args::{axes, bind, boolean, count, invalid, string};
 use super::error::{ExprError, ExprErrorKind as K};
 use super::parser::{Call, Node, NodeKind};
-use crate::types::ConvSpec;
+use crate::types::{ConvSpec, MAX_KERNEL_SIZE, MAX_LAYER_WEIGHTS, MAX_SIZE};
 
 /// PyTorch's parameter order of `ConvTransposeNd`.
 const CONV_T_PARAMS: &[&str] = &[
@@ -36,11 +36,12 @@ pub(super) fn conv(call: &Call, transposed: bool, dims: usize) -> Result<ConvSpe
     let required = |name: &'static str| {
         get(name).ok_or_else(|| ExprError::new(call.close, K::MissingArgument { layer: call.name.clone(), arg: name }))
     };
-    let in_channels = count(required("in_channels")?, "in_channels", 1)?;
-    let out_channels = count(required("out_channels")?, "out_channels", 1)?;
-    let kernel_size = axes(required("kernel_size")?, "kernel_size", dims, 1)?;
+    let in_channels = count(required("in_channels")?, "in_channels", 1, MAX_SIZE)?;
+    let out_channels = count(required("out_channels")?, "out_channels", 1, MAX_SIZE)?;
+    let kernel_node = required("kernel_size")?;
+    let kernel_size = axes(kernel_node, "kernel_size", dims, 1, MAX_KERNEL_SIZE)?;
     let per_axis = |name: &'static str, min: i64, default: usize| match get(name) {
-        Some(n) => axes(n, name, dims, min),
+        Some(n) => axes(n, name, dims, min, MAX_SIZE),
         None => Ok(vec![default; dims]),
     };
     let stride = per_axis("stride", 1, 1)?;
@@ -49,7 +50,7 @@ pub(super) fn conv(call: &Call, transposed: bool, dims: usize) -> Result<ConvSpe
         Some(n @ Node { kind: NodeKind::Str(mode), .. }) if !transposed => {
             string_padding(n, mode, &kernel_size, &stride, &dilation)?
         }
-        Some(n) => axes(n, "padding", dims, 0)?,
+        Some(n) => axes(n, "padding", dims, 0, MAX_SIZE)?,
         None => vec![0; dims],
     };
     let output_padding = per_axis("output_padding", 0, 0)?;
@@ -66,7 +67,7 @@ pub(super) fn conv(call: &Call, transposed: bool, dims: usize) -> Result<ConvSpe
     }
     let groups = match get("groups") {
         Some(n) => {
-            let g = count(n, "groups", 1)?;
+            let g = count(n, "groups", 1, MAX_SIZE)?;
             if in_channels % g != 0 || out_channels % g != 0 {
                 return Err(invalid(
                     n,
@@ -78,6 +79,29 @@ pub(super) fn conv(call: &Call, transposed: bool, dims: usize) -> Result<ConvSpe
         }
         None => 1,
     };
+    // Sizes no machine can hold: the dilated kernel's extent and the number of weights.
+    for (&k, &d) in kernel_size.iter().zip(&dilation) {
+        match d.checked_mul(k - 1).and_then(|e| e.checked_add(1)) {
+            Some(extent) if extent <= MAX_SIZE => {}
+            _ => {
+                return Err(invalid(
+                    kernel_node,
+                    "kernel_size",
+                    format!("the dilated kernel (dilation {d} * (kernel_size {k} - 1) + 1) must span at most {MAX_SIZE}"),
+                ))
+            }
+        }
+    }
+    let weights = [in_channels, out_channels / groups].into_iter().chain(kernel_size.iter().copied()).try_fold(1usize, usize::checked_mul);
+    if !matches!(weights, Some(w) if w <= MAX_LAYER_WEIGHTS) {
+        return Err(invalid(
+            kernel_node,
+            "kernel_size",
+            format!(
+                "{in_channels} * {out_channels} / {groups} channels with kernel {kernel_size:?} are more than {MAX_LAYER_WEIGHTS} weights"
+            ),
+        ));
+    }
     let bias = get("bias").map(|n| boolean(n, "bias")).transpose()?.unwrap_or(true);
     if let Some(n) = get("padding_mode") {
         let mode = string(n, "padding_mode")?;

@@ -3,7 +3,7 @@
 use super::args::{bind, count, invalid, opt_boolean, some_value, string, wrong_type};
 use super::error::{ExprError, ExprErrorKind as K};
 use super::parser::{Call, Node, NodeKind};
-use crate::types::{AxisValues, UpsampleMode, UpsampleSpec};
+use crate::types::{AxisValues, UpsampleMode, UpsampleSpec, MAX_SIZE};
 
 const UPSAMPLE_PARAMS: &[&str] = &["size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"];
 
@@ -81,8 +81,8 @@ fn axis_items<'n>(node: &'n Node, arg: &'static str) -> Result<Option<&'n [Node]
 
 fn upsample_size(node: &Node) -> Result<AxisValues<usize>, ExprError> {
     match axis_items(node, "size")? {
-        Some(items) => items.iter().map(|n| count(n, "size", 1)).collect::<Result<_, _>>().map(AxisValues::PerAxis),
-        None => count(node, "size", 1).map(AxisValues::Uniform),
+        Some(items) => items.iter().map(|n| count(n, "size", 1, MAX_SIZE)).collect::<Result<_, _>>().map(AxisValues::PerAxis),
+        None => count(node, "size", 1, MAX_SIZE).map(AxisValues::Uniform),
     }
 }
 
@@ -93,7 +93,7 @@ fn scale_values(node: &Node) -> Result<AxisValues<f64>, ExprError> {
     }
 }
 
-/// One scale factor: a positive int or float.
+/// One scale factor: a positive int or float, at most [`MAX_SIZE`].
 fn scale(node: &Node) -> Result<f64, ExprError> {
     let v = match node.kind {
         NodeKind::Int(i) => i as f64,
@@ -102,6 +102,9 @@ fn scale(node: &Node) -> Result<f64, ExprError> {
     };
     if !(v > 0.0 && v.is_finite()) {
         return Err(invalid(node, "scale_factor", format!("must be a finite number > 0, found {v}")));
+    }
+    if v > MAX_SIZE as f64 {
+        return Err(invalid(node, "scale_factor", format!("must be <= {MAX_SIZE}, found {v}")));
     }
     Ok(v)
 }

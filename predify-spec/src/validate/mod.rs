@@ -9,7 +9,7 @@ use keys::{split, Errors, Value};
 
 use crate::error::{SpecError, SpecErrorKind};
 use crate::raw::{RawPCoder, RawSpec, RawValue};
-use crate::types::{PCoderSpec, Spec};
+use crate::types::{PCoderSpec, Spec, MAX_SAMPLE_ELEMENTS, MAX_SIZE};
 
 const ROOT_KEYS: &[&str; 6] =
     &["name", "input_size", "gradient_scaling", "shared_hyperparameters", "imports", "pcoders"];
@@ -147,7 +147,11 @@ fn check_input_size<L: Clone>(e: &mut Errors<L>, v: &Value<L>) -> Option<Vec<usi
     let mut sizes = Vec::new();
     for item in items {
         match item.value {
-            RawValue::Int(i) if i > 0 => sizes.push(usize::try_from(i).unwrap_or(usize::MAX)),
+            RawValue::Int(i) if i > 0 && usize::try_from(i).is_ok_and(|s| s <= MAX_SIZE) => sizes.push(i as usize),
+            RawValue::Int(i) if i > 0 => {
+                let kind = SpecErrorKind::TooLarge { what: "each entry", limit: MAX_SIZE, found: i.to_string() };
+                e.push(kind, "input_size", &item.loc)
+            }
             // One error for a wrong length; otherwise point at each bad entry.
             RawValue::Int(_) if !length_ok => {}
             RawValue::Int(_) => {
@@ -156,7 +160,19 @@ fn check_input_size<L: Clone>(e: &mut Errors<L>, v: &Value<L>) -> Option<Vec<usi
             _ => e.wrong_type("a positive integer", "input_size", item),
         }
     }
-    (e.list.len() == before).then_some(sizes)
+    if e.list.len() != before {
+        return None;
+    }
+    let elements = sizes.iter().try_fold(1u128, |acc, &s| acc.checked_mul(s as u128));
+    if !matches!(elements, Some(n) if n <= MAX_SAMPLE_ELEMENTS as u128) {
+        let found = match elements {
+            Some(n) => format!("{found} = {n} elements"),
+            None => format!("{found} (more elements than u128 holds)"),
+        };
+        e.push(SpecErrorKind::TooLarge { what: "one sample", limit: MAX_SAMPLE_ELEMENTS, found }, "input_size", &v.loc);
+        return None;
+    }
+    Some(sizes)
 }
 
 fn check_imports<L: Clone>(e: &mut Errors<L>, v: &Value<L>) -> Option<Vec<String>> {
