@@ -1,6 +1,6 @@
-//! Hyperparameter tuning: the hand-written backward pass through the unrolled dynamics against
-//! central finite differences, the re-implemented forward against the runtime, each backbone
-//! segment's adjoint against finite differences, and a short tuning run.
+//! Hyperparameter tuning: its gradient (the runtime's backward pass through the unrolled
+//! dynamics) against central finite differences, the recording against the runtime, each
+//! backbone segment's adjoint against finite differences, and a short tuning run.
 
 mod train_common;
 
@@ -9,7 +9,8 @@ use predify::runtime::{HyperLogits, Hyperparameters};
 use predify::runtime::chain::Segmented;
 use predify::common::Rng;
 use predify::Predified;
-use predify::tune::{self, hyper_grads, unroll, TuneConfig};
+use predify::runtime::unroll::Tape;
+use predify::tune::{self, hyper_grads, TuneConfig};
 use train_common::{synthetic_set, tiny_net};
 
 fn batch(n: usize, seed: u64, sigma: f32) -> (Tensor, Vec<u32>) {
@@ -39,20 +40,23 @@ fn unrolled_forward_matches_the_runtime() {
         set_hyper(&mut net, &[Hyperparameters { feedforward: 0.2, feedback: 0.3, pc: 0.4 }, Hyperparameters { feedforward: 0.5, feedback: 0.1, pc: 0.2 }]);
         let (x, _) = batch(6, 1, 0.5);
         let (logits, _) = Predified::run(&net, &x, 5).unwrap();
-        let tape = unroll(&net, &x, 5, None).unwrap();
-        for (t, (a, b)) in tape.iter().zip(&logits).enumerate() {
-            let e = max_rel(&a.logits, b);
+        let tape = Tape::record(&net, &x, 5).unwrap();
+        for (t, (a, b)) in tape.logits().iter().zip(&logits).enumerate() {
+            let e = max_rel(a, b);
             assert!(e < 1e-5, "{extra:?}: timestep {t}: logits differ by {e:e}");
         }
     }
 }
 
-fn loss_with<M: Segmented>(net: &mut M, logits: &[HyperLogits], x: &Tensor, y: &[u32], steps: usize, frozen: Option<&[tune::StepRecord]>) -> f64 {
+fn loss_with<M: Segmented>(net: &mut M, logits: &[HyperLogits], x: &Tensor, y: &[u32], steps: usize, frozen: Option<&Tape>) -> f64 {
     for (i, l) in logits.iter().enumerate() {
         net.pnet_mut().set_logits(i, *l).unwrap();
     }
-    let tape = unroll(&*net, x, steps, frozen).unwrap();
-    tape.iter().map(|r| predify::loss::cross_entropy(&r.logits, y).unwrap().0).sum()
+    let tape = match frozen {
+        Some(f) => Tape::record_frozen(&*net, x, steps, f).unwrap(),
+        None => Tape::record(&*net, x, steps).unwrap(),
+    };
+    tape.logits().iter().map(|l| predify::loss::cross_entropy(l, y).unwrap().0).sum()
 }
 
 fn perturbed(l: &[HyperLogits], i: usize, j: usize, d: f32) -> Vec<HyperLogits> {
@@ -77,7 +81,7 @@ fn check_finite_differences(extra: &str, hyper: [Hyperparameters; 2], frozen: bo
     let (x, y) = batch(8, 3, 0.6);
     let steps = 5;
     let (g, tape) = hyper_grads(&net, &x, &y, steps, None).unwrap();
-    let frozen_tape = if frozen { Some(tape.as_slice()) } else { None };
+    let frozen_tape = if frozen { Some(&tape) } else { None };
     let l0 = loss_with(&mut net, &base, &x, &y, steps, frozen_tape);
     assert!((l0 - g.loss).abs() < 1e-9 * l0.abs().max(1.0), "{what}: loss {l0} vs {}", g.loss);
     let mut checked = 0;

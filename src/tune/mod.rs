@@ -5,19 +5,12 @@
 //! error-gradient term `grd` treated as a constant (as the original does: it is computed with
 //! `torch.autograd.grad` outside the graph).
 //!
-//! The backward pass is written by hand from the layers' adjoints (`Conv::input_grad`,
-//! `MaxPool::input_grad`, `Linear::input_grad`, `Predictor::vjp_input`, ReLU masks), because
-//! the runtime's layers compute on slices that Candle's autograd does not see, and Candle's own
-//! max-pool backward is wrong. A network takes part by implementing [`Segmented`]: its
-//! backbone cut at the attach points into `n + 1` pieces, each with a forward pass and its
-//! vector–Jacobian product (the runtime's `chain::{LayerRef, chain_forward, chain_backward}`
-//! do the work for chains of its layers). [`hyper_grads`] returns the loss and its gradient;
-//! `tests/tune_grad.rs` checks it against central finite differences. [`tune`] draws its
-//! batches from any [`Dataset`] and corrupts them with [`Noise`]; the loss is
-//! [`crate::loss::cross_entropy`].
-//!
-//! The dynamics are re-implemented here (recording what the backward pass needs) exactly as
-//! [`predify_runtime::PNet::fire`] computes them; a test checks the logits agree.
+//! The gradient comes from the runtime's unrolled dynamics ([`predify_runtime::unroll`]: a
+//! recording of the timesteps and its backward pass, with Predify's semantics), so the update
+//! rule and its adjoint exist once. A network takes part by implementing [`Segmented`]: its
+//! backbone cut at the attach points into differentiable pieces. [`hyper_grads`] returns the
+//! loss and its gradient; `tests/tune_grad.rs` checks it against central finite differences.
+//! [`tune`] draws its batches from any [`Dataset`] and corrupts them with [`Noise`].
 
 use crate::common::progress::progress_bar;
 use crate::common::{epoch_order, Error, Result, Rng};
@@ -26,68 +19,10 @@ use crate::loss::cross_entropy;
 use crate::noise::Noise;
 use candle_core::{Device, Tensor, Var, D};
 use predify_runtime::chain::Segmented;
-use predify_runtime::dynamics::{self, UpdateCoeffs};
 use predify_runtime::optim::{Adam, Optimizer};
+use predify_runtime::unroll::{BackwardOptions, Tape};
 use predify_runtime::HyperLogits;
 use rayon::prelude::*;
-
-/// What one timestep of [`unroll`] records.
-#[derive(Debug, Clone)]
-pub struct StepRecord {
-    /// Each pcoder's feedforward drive.
-    pub ff: Vec<Tensor>,
-    /// Each pcoder's representation.
-    pub rep: Vec<Tensor>,
-    /// Each pcoder's prediction of the layer below.
-    pub prd: Vec<Tensor>,
-    /// Each pcoder's error gradient (used, scaled, at the next timestep).
-    pub grd: Vec<Tensor>,
-    /// The logits.
-    pub logits: Tensor,
-}
-
-/// Run `steps` timesteps (timestep 0 is the feedforward pass) on `x` with the network's current
-/// hyperparameters, recording every pcoder's values. With `frozen_grd`, the error gradients
-/// are taken from that recording instead of being computed (`frozen_grd[t][i]`): the objective
-/// whose exact gradient [`hyper_grads`] returns.
-pub fn unroll<M: Segmented + ?Sized>(model: &M, x: &Tensor, steps: usize, frozen_grd: Option<&[StepRecord]>) -> Result<Vec<StepRecord>> {
-    let pnet = model.pnet();
-    let n = pnet.len();
-    let mut tape: Vec<StepRecord> = Vec::with_capacity(steps);
-    for t in 0..steps {
-        let mut rec = StepRecord { ff: Vec::new(), rep: Vec::new(), prd: Vec::new(), grd: Vec::new(), logits: x.clone() };
-        for i in 0..n {
-            let below = if i == 0 { x.clone() } else { rec.rep[i - 1].clone() };
-            let ff = model.segment_forward(i, &below)?;
-            let rep = if t == 0 {
-                ff.clone()
-            } else {
-                let prev = &tape[t - 1];
-                let fb = prev.prd.get(i + 1);
-                dynamics::update(&ff, &prev.rep[i], fb, &prev.grd[i], pnet.update_coeffs(i, prev.prd[i].elem_count())?)?
-            };
-            if !predify_runtime::tensor_io::all_finite(&rep)? {
-                return Err(predify_runtime::Error::NonFinite { pcoder: i + 1, what: "the representation", timestep: t }.into());
-            }
-            let predictor = pnet.pcoders()[i].predictor();
-            let (prd, trace) = predictor.forward_traced(&rep)?;
-            let grd = match frozen_grd {
-                Some(f) => f[t].grd[i].clone(),
-                None => {
-                    let diff = (&prd - &below)?;
-                    predictor.vjp_input(&trace, &diff.affine(dynamics::error_grad_factor(diff.elem_count()), 0.0)?)?
-                }
-            };
-            rec.ff.push(ff);
-            rec.rep.push(rep);
-            rec.prd.push(prd);
-            rec.grd.push(grd);
-        }
-        rec.logits = model.segment_forward(n, &rec.rep[n - 1])?;
-        tape.push(rec);
-    }
-    Ok(tape)
-}
 
 /// The tuning loss and its gradients.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,104 +37,33 @@ pub struct HyperGrads {
     pub logits: Vec<[f64; 4]>,
 }
 
-fn add(acc: &mut Option<Tensor>, g: Tensor) -> Result<()> {
-    *acc = Some(match acc.take() {
-        Some(a) => (a + g)?,
-        None => g,
-    });
-    Ok(())
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// Chain `[dβ, dλ, dα]` to the logits `l`: β = σ(a)/s, λ = σ(b)/s, s = σ(a)+σ(b)+σ(c).
-pub fn logit_grads(l: HyperLogits, d: [f64; 3]) -> [f64; 4] {
-    let (sa, sb, sc) = (sigmoid(l.ff_part as f64), sigmoid(l.fb_part as f64), sigmoid(l.mem_part as f64));
-    let s = sa + sb + sc;
-    let (da, db, dc) = (sa * (1.0 - sa), sb * (1.0 - sb), sc * (1.0 - sc));
-    let (beta, lambda) = (sa / s, sb / s);
-    // ∂β/∂a = σ'(a)(1 − β)/s, ∂β/∂b = −β σ'(b)/s, ∂β/∂c = −β σ'(c)/s; likewise for λ.
-    let ga = d[0] * da * (1.0 - beta) / s - d[1] * lambda * da / s;
-    let gb = -d[0] * beta * db / s + d[1] * db * (1.0 - lambda) / s;
-    let gc = -(d[0] * beta + d[1] * lambda) * dc / s;
-    [ga, gb, gc, d[2]]
-}
-
 /// Cross-entropy summed over timesteps `0..steps` on `(x, labels)` and its gradient w.r.t.
 /// every pcoder's hyperparameters and logits, backpropagated through the unrolled dynamics with
-/// the error gradients held constant. With `frozen_grd`, the forward pass uses those recorded
-/// error gradients (see [`unroll`]). Returns the gradients and the forward recording.
-pub fn hyper_grads<M: Segmented + ?Sized>(
-    model: &M,
-    x: &Tensor,
-    labels: &[u32],
-    steps: usize,
-    frozen_grd: Option<&[StepRecord]>,
-) -> Result<(HyperGrads, Vec<StepRecord>)> {
+/// the error gradients held constant (Predify's semantics). With `frozen`, the forward pass
+/// uses that recording's error gradients ([`Tape::record_frozen`]): the objective whose exact
+/// gradient this is. Returns the gradients and the recording.
+pub fn hyper_grads<M: Segmented + ?Sized>(model: &M, x: &Tensor, labels: &[u32], steps: usize, frozen: Option<&Tape>) -> Result<(HyperGrads, Tape)> {
     if steps == 0 {
         return Err(Error::Config("tuning needs at least one timestep".into()));
     }
-    let pnet = model.pnet();
-    let n = pnet.len();
-    let tape = unroll(model, x, steps, frozen_grd)?;
+    let tape = match frozen {
+        Some(f) => Tape::record_frozen(model, x, steps, f)?,
+        None => Tape::record(model, x, steps)?,
+    };
     let mut per_timestep = Vec::with_capacity(steps);
     let mut dlogits = Vec::with_capacity(steps);
-    for rec in &tape {
-        let (l, g) = cross_entropy(&rec.logits, labels)?;
+    for logits in tape.logits() {
+        let (l, g) = cross_entropy(&logits, labels)?;
         if !l.is_finite() {
             return Err(Error::Config(format!("the cross-entropy at timestep {} is not finite", per_timestep.len())));
         }
         per_timestep.push(l);
-        dlogits.push(g);
+        dlogits.push(Some(g));
     }
-    // The update's coefficients and error scales (constant over timesteps), from the one
-    // definition of the rule (predify_runtime::dynamics).
-    let numel: Vec<usize> = tape[0].prd.iter().map(Tensor::elem_count).collect();
-    let coeffs = (0..n).map(|i| pnet.update_coeffs(i, numel[i])).collect::<std::result::Result<Vec<UpdateCoeffs>, _>>()?;
-    let scales: Vec<f32> = (0..n).map(|i| dynamics::error_scale(pnet.pcoders()[i].c_sqrt(), numel[i])).collect();
-    let mut dh = vec![[0f64; 3]; n];
-    // The adjoint of each pcoder's update at t+1, from the timestep processed before.
-    let mut next: Vec<Option<dynamics::UpdateAdjoint>> = vec![None; n];
-    for t in (0..steps).rev() {
-        let rec = &tape[t];
-        let mut cur: Vec<Option<Tensor>> = vec![None; n];
-        let mut adjoints: Vec<Option<dynamics::UpdateAdjoint>> = vec![None; n];
-        cur[n - 1] = Some(model.segment_backward(n, &rec.rep[n - 1], &dlogits[t])?);
-        for i in (0..n).rev() {
-            let mut acc = cur[i].take();
-            if let Some(a) = &next[i] {
-                // memory term of r_i(t+1)
-                add(&mut acc, a.rep.clone())?;
-            }
-            if let Some(fb) = i.checked_sub(1).and_then(|below| next[below].as_ref()).and_then(|a| a.fb.as_ref()) {
-                // feedback term of r_{i−1}(t+1) = … + λ_{i−1}·prd_i(t)
-                let (_, trace) = pnet.pcoders()[i].predictor().forward_traced(&rec.rep[i])?;
-                add(&mut acc, pnet.pcoders()[i].predictor().vjp_input(&trace, fb)?)?;
-            }
-            let Some(rbar) = acc else { continue };
-            let adjoint = coeffs[i].adjoint(&rbar)?;
-            let ffbar = if t >= 1 {
-                let prev = &tape[t - 1];
-                let d = UpdateCoeffs::partials(i + 1 == n, scales[i], &rbar, &rec.ff[i], &prev.rep[i], prev.prd.get(i + 1), &prev.grd[i])?;
-                for (acc, d) in dh[i].iter_mut().zip(d) {
-                    *acc += d;
-                }
-                adjoint.ff.clone()
-            } else {
-                rbar
-            };
-            if i >= 1 {
-                let g = model.segment_backward(i, &rec.rep[i - 1], &ffbar)?;
-                add(&mut cur[i - 1], g)?;
-            }
-            adjoints[i] = Some(adjoint);
-        }
-        next = adjoints;
-    }
-    let logits = (0..n).map(|i| Ok(logit_grads(pnet.logits(i)?, dh[i]))).collect::<Result<Vec<_>>>()?;
-    Ok((HyperGrads { loss: per_timestep.iter().sum(), per_timestep, hyper: dh, logits }, tape))
+    let grads = tape.backward(model, &dlogits, BackwardOptions::predify().without_params())?;
+    let hyper = grads.hyper;
+    let logits = grads.hyper_logits;
+    Ok((HyperGrads { loss: per_timestep.iter().sum(), per_timestep, hyper, logits }, tape))
 }
 
 /// Settings of a tuning run.
@@ -339,10 +203,11 @@ pub fn tune<M: Segmented + Sync>(model: &mut M, set: &(impl Dataset + ?Sized), c
 }
 
 /// Accuracy at each timestep `0..steps` of the recording (argmax of the logits).
-pub fn tape_accuracy(tape: &[StepRecord], labels: &[u32]) -> Result<Vec<f64>> {
-    tape.iter()
-        .map(|r| {
-            let p = r.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+pub fn tape_accuracy(tape: &Tape, labels: &[u32]) -> Result<Vec<f64>> {
+    tape.logits()
+        .iter()
+        .map(|logits| {
+            let p = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
             Ok(p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64)
         })
         .collect()
