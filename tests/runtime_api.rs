@@ -156,6 +156,28 @@ fn hyperparameters_shared_separate_and_logits() {
     assert!(e.contains("pc"), "{e}");
 }
 
+/// Predify's three free logits are kept as set (the case: they used to come back
+/// normalised, so tuning differentiated at another point than the one Adam updated).
+#[test]
+fn logits_come_back_as_set() {
+    let mut m = model("", TWO).unwrap();
+    let l = HyperLogits { ff_part: 0.7, fb_part: -0.4, mem_part: 0.1, errorm: 0.03 };
+    m.pnet_mut().set_logits(0, l).unwrap();
+    assert_eq!(m.pnet().logits(0).unwrap(), l);
+    let h = m.pnet().hyperparameters(0).unwrap();
+    assert_eq!(h, l.to_hyperparameters(), "the values are the ones the logits stand for");
+    // Setting values resets the logits to Predify's initialisation for them.
+    m.pnet_mut().set_hyperparameters(0, h).unwrap();
+    assert_eq!(m.pnet().logits(0).unwrap(), HyperLogits::from_hyperparameters(h));
+    // Shared hyperparameters share the logits too; invalid logits are rejected and change nothing.
+    let mut s = model("shared_hyperparameters = true", TWO).unwrap();
+    s.pnet_mut().set_logits(1, l).unwrap();
+    assert_eq!(s.pnet().logits(0).unwrap(), l);
+    let bad = HyperLogits { ff_part: f32::NAN, ..l };
+    assert!(s.pnet_mut().set_logits(0, bad).is_err());
+    assert_eq!(s.pnet().logits(0).unwrap(), l);
+}
+
 #[test]
 fn random_init_is_seeded_and_initial_reps_can_be_injected() {
     let m = model("", TWO).unwrap();

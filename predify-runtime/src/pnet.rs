@@ -71,6 +71,9 @@ pub struct PNet {
     input_shape: Vec<usize>,
     pcoders: Vec<PCoder>,
     hyper: Vec<Hyperparameters>,
+    /// Predify's learnable logits of each pcoder, exactly as last set: `set_logits` keeps them
+    /// (the values are derived from them), `set_hyperparameters` derives them from the values.
+    logits: Vec<HyperLogits>,
     shared: bool,
     gradient_scaling: bool,
 }
@@ -139,12 +142,14 @@ impl PNet {
         if n == 0 {
             return usage(format!("{}: a predified network needs at least one pcoder", spec.name));
         }
-        let hyper = (0..n).map(|i| spec.hyperparameters(i)).collect();
+        let hyper: Vec<Hyperparameters> = (0..n).map(|i| spec.hyperparameters(i)).collect();
+        let logits = hyper.iter().map(|&h| HyperLogits::from_hyperparameters(h)).collect();
         Ok(Self {
             name: spec.name.clone(),
             input_shape: spec.input_size.clone(),
             pcoders,
             hyper,
+            logits,
             shared: spec.shared_hyperparameters,
             gradient_scaling: spec.gradient_scaling,
         })
@@ -193,28 +198,37 @@ impl PNet {
         Ok(self.hyper[i])
     }
 
-    /// Set the hyperparameters of pcoder `i` (of every pcoder when they are shared).
+    /// Set the hyperparameters of pcoder `i` (of every pcoder when they are shared); the logits
+    /// become Predify's initialisation for them ([`HyperLogits::from_hyperparameters`]).
     pub fn set_hyperparameters(&mut self, i: usize, h: Hyperparameters) -> Result<()> {
+        self.set(i, h, HyperLogits::from_hyperparameters(h))
+    }
+
+    /// Predify's learnable logits of pcoder `i` (`ff_part`, `fb_part`, `mem_part`, `errorm`):
+    /// exactly what [`Self::set_logits`] last set, or Predify's initialisation for the
+    /// hyperparameters given otherwise.
+    pub fn logits(&self, i: usize) -> Result<HyperLogits> {
+        self.check_index(i)?;
+        Ok(self.logits[i])
+    }
+
+    /// Set pcoder `i`'s logits (of every pcoder when shared); its hyperparameters become the
+    /// values they stand for ([`HyperLogits::to_hyperparameters`]).
+    pub fn set_logits(&mut self, i: usize, l: HyperLogits) -> Result<()> {
+        self.set(i, l.to_hyperparameters(), l)
+    }
+
+    fn set(&mut self, i: usize, h: Hyperparameters, l: HyperLogits) -> Result<()> {
         self.check_index(i)?;
         if let Err(e) = hyper::check(h) {
             return usage(format!("pcoder{}: {e}", i + 1));
         }
-        if self.shared {
-            self.hyper.iter_mut().for_each(|x| *x = h);
-        } else {
-            self.hyper[i] = h;
+        let targets = if self.shared { 0..self.hyper.len() } else { i..i + 1 };
+        for k in targets {
+            self.hyper[k] = h;
+            self.logits[k] = l;
         }
         Ok(())
-    }
-
-    /// The learnable logits standing for pcoder `i`'s hyperparameters.
-    pub fn logits(&self, i: usize) -> Result<HyperLogits> {
-        Ok(HyperLogits::from_hyperparameters(self.hyperparameters(i)?))
-    }
-
-    /// Set pcoder `i`'s hyperparameters from logits.
-    pub fn set_logits(&mut self, i: usize, l: HyperLogits) -> Result<()> {
-        self.set_hyperparameters(i, l.to_hyperparameters())
     }
 
     /// The feedback (predictor) parameters, with Predify's full names (`pcoder1.pmodule.weight`).
