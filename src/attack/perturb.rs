@@ -37,7 +37,7 @@ pub fn perturb<M: Segmented + ?Sized>(model: &M, x: &Tensor, labels: &[usize], i
     if config.timesteps == 0 {
         return Err(Error::Config("an attack needs at least one timestep (T = 1: the plain network)".into()));
     }
-    if !(config.eps >= 0.0) || config.range.0 > config.range.1 {
+    if config.eps.is_nan() || config.eps < 0.0 || config.range.0 > config.range.1 {
         return Err(Error::Config(format!("ε = {} and range {:?}: need ε ≥ 0 and lo ≤ hi", config.eps, config.range)));
     }
     let (eps, range) = (config.eps, config.range);

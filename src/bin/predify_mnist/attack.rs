@@ -148,7 +148,7 @@ impl AttackArgs {
         if self.timesteps.is_empty() || self.timesteps.contains(&0) || self.batch == 0 || self.steps == 0 {
             return Err("--attack-timesteps need T ≥ 1; --attack-batch and --steps at least 1".into());
         }
-        if self.epsilons.iter().any(|e| !(*e >= 0.0)) {
+        if self.epsilons.iter().any(|e| e.is_nan() || *e < 0.0) {
             return Err("--eps: budgets must be ≥ 0".into());
         }
         let goals = self
