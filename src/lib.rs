@@ -10,6 +10,8 @@ extern crate self as predify;
 // The application modules (feature `train`) import each other in one direction only:
 // common <- loss, noise <- train, eval, tune; all of them may use data.
 #[cfg(feature = "train")]
+pub mod attack;
+#[cfg(feature = "train")]
 pub mod common;
 pub mod corruptions;
 #[cfg(feature = "data")]

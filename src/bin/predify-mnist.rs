@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[path = "predify_mnist/attack.rs"]
+mod attack;
+
 const USAGE: &str = "\
 predify-mnist: predify the ONNX-zoo MNIST CNN, train its feedback weights, and measure
 accuracy under noise at every timestep beside the plain network.
@@ -29,6 +32,7 @@ usage: predify-mnist [OPTIONS]
        predify-mnist train-backbone [OPTIONS]   (only the supervised training of the backbone, e.g.
                                                  --dataset fashion; writes OUT/backbone-DATASET.safetensors)
        predify-mnist plot REPORT.json OUT.png   (draw a saved report again)
+       predify-mnist attack [OPTIONS]           (adversarial attacks across timesteps; attack --help)
 
 data and model:
   --dataset mnist|fashion   data set (default mnist). fashion: Fashion-MNIST from the Debian package
@@ -223,6 +227,7 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    let (raw, attack_args) = attack::take_flags(raw);
     let args = match parse_args(&raw) {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -248,6 +253,7 @@ fn main() -> ExitCode {
         None => main_job(&args),
         Some("train-backbone") => train_backbone(&args),
         Some("plot") => replot(&raw),
+        Some("attack") => attack::run(&args, &attack_args),
         Some(other) => Err(format!("unknown command `{other}` (see --help)").into()),
     };
     match result {

@@ -1,0 +1,248 @@
+//! The result of an attack sweep: rows per (goal, ε, T) and the transfer rows, printed as
+//! tables and written as CSV, JSON and a PNG plot.
+
+use super::config::{Goal, Method};
+use crate::common::{write_atomic, Error, Result};
+use std::path::{Path, PathBuf};
+
+/// One (goal, ε, T) cell of an attack sweep. Rates are fractions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttackRow {
+    /// The goal.
+    pub goal: Goal,
+    /// The budget ε.
+    pub eps: f32,
+    /// `T` (passes); the loss and the prediction read timestep `T − 1`.
+    pub timesteps: usize,
+    /// Images attacked.
+    pub images: usize,
+    /// Accuracy on the clean images at timestep `T − 1`.
+    pub clean_accuracy: f64,
+    /// Success rate over all images (targeted: predicted == target; untargeted: predicted ≠
+    /// label, so an image already misclassified counts as a success).
+    pub success_rate: f64,
+    /// Success rate over the images classified correctly when clean (at timestep `T − 1`).
+    pub success_rate_correct: f64,
+    /// Accuracy on the adversarial images at timestep `T − 1`.
+    pub accuracy: f64,
+    /// Mean over images of the perturbation's L∞ norm.
+    pub mean_linf: f64,
+    /// Mean over images of the perturbation's L2 norm.
+    pub mean_l2: f64,
+}
+
+/// The plain network's (`T = 1`) adversarials evaluated at one timestep of the predified one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransferRow {
+    /// The goal the adversarials were made for.
+    pub goal: Goal,
+    /// The budget ε.
+    pub eps: f32,
+    /// The timestep evaluated (0 = the feedforward pass the adversarials were made on).
+    pub timestep: usize,
+    /// Accuracy on the clean images at this timestep.
+    pub clean_accuracy: f64,
+    /// Success rate over all images.
+    pub success_rate: f64,
+    /// Success rate over the images this timestep classifies correctly when clean.
+    pub success_rate_correct: f64,
+    /// Accuracy on the adversarial images at this timestep.
+    pub accuracy: f64,
+}
+
+/// The result of [`super::run_suite`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttackReport {
+    /// The predified network's name.
+    pub network: String,
+    /// Images attacked per cell.
+    pub images: usize,
+    /// The attack method.
+    pub method: Method,
+    /// Whether attacks started from a random point of the ε-ball.
+    pub random_start: bool,
+    /// The semantics of the gradient through the error term (`Predify` or `Exact`).
+    pub semantics: String,
+    /// The image range.
+    pub range: (f32, f32),
+    /// Seed of the random starts.
+    pub seed: u64,
+    /// Batch size used.
+    pub batch_size: usize,
+    /// The budgets, in sweep order.
+    pub epsilons: Vec<f32>,
+    /// The `T`s attacked.
+    pub timesteps: Vec<usize>,
+    /// Timesteps `0..transfer_timesteps` of the transfer evaluation (0: none).
+    pub transfer_timesteps: usize,
+    /// One row per (goal, ε, T), goals outermost, then ε, then `T`.
+    pub rows: Vec<AttackRow>,
+    /// One row per (goal, ε, timestep), in the same order.
+    pub transfer: Vec<TransferRow>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}", 100.0 * v)
+}
+
+impl AttackReport {
+    /// The goals of the report, in order of first appearance.
+    pub fn goals(&self) -> Vec<Goal> {
+        let mut g: Vec<Goal> = Vec::new();
+        for r in &self.rows {
+            if !g.contains(&r.goal) {
+                g.push(r.goal);
+            }
+        }
+        g
+    }
+
+    /// The attack tables, one per goal: a row per (ε, T) with the clean accuracy, the success
+    /// rate over all images and over the clean-correct ones, the accuracy under attack and the
+    /// mean perturbation norms (percentages except the norms).
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{}: {} images, {}{}, loss on the last timestep's logits ({} semantics), range [{}, {}], seed {}, batch {}\n",
+            self.network,
+            self.images,
+            self.method.label(),
+            if self.random_start { ", random start" } else { "" },
+            self.semantics,
+            self.range.0,
+            self.range.1,
+            self.seed,
+            self.batch_size
+        );
+        for goal in self.goals() {
+            let what = match goal {
+                Goal::Untargeted => "success = predicted ≠ label".to_string(),
+                Goal::Targeted { shift } => format!("success = predicted == (label + {shift}) mod classes"),
+            };
+            s.push_str(&format!("\n{} ({what}; T = passes, read at timestep T−1; all in %, norms absolute)\n", goal.label()));
+            s.push_str(&format!(
+                "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7} {:>7}\n",
+                "eps", "T", "clean", "succ.all", "succ.clean✓", "acc.adv", "L∞", "L2"
+            ));
+            for r in self.rows.iter().filter(|r| r.goal == goal) {
+                s.push_str(&format!(
+                    "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7.4} {:>7.3}\n",
+                    format!("{:.3}", r.eps),
+                    r.timesteps,
+                    pct(r.clean_accuracy),
+                    pct(r.success_rate),
+                    pct(r.success_rate_correct),
+                    pct(r.accuracy),
+                    r.mean_linf,
+                    r.mean_l2
+                ));
+            }
+        }
+        s
+    }
+
+    /// The transfer tables, one per goal: a row per ε, a column per timestep, each cell
+    /// `success over all images / accuracy` in percent (empty if there was no transfer).
+    pub fn transfer_table(&self) -> String {
+        if self.transfer.is_empty() {
+            return String::new();
+        }
+        let mut s = format!(
+            "{}: transfer of the plain network's (T = 1) adversarials to timesteps 0..={} ({} images; cells: success over all images / accuracy, %)\n",
+            self.network,
+            self.transfer_timesteps.saturating_sub(1),
+            self.images
+        );
+        for goal in self.goals() {
+            s.push_str(&format!("\n{}\n{:>6}", goal.label(), "eps"));
+            for t in 0..self.transfer_timesteps {
+                s.push_str(&format!(" {:>11}", format!("t{t}")));
+            }
+            s.push('\n');
+            for &eps in &self.epsilons {
+                s.push_str(&format!("{:>6}", format!("{eps:.3}")));
+                for r in self.transfer.iter().filter(|r| r.goal == goal && r.eps == eps) {
+                    s.push_str(&format!(" {:>11}", format!("{}/{}", pct(r.success_rate), pct(r.accuracy))));
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// CSV of the attack rows:
+    /// `goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2`.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2\n");
+        for r in &self.rows {
+            s.push_str(&format!(
+                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
+                r.goal.label(),
+                r.eps,
+                r.timesteps,
+                r.images,
+                r.clean_accuracy,
+                r.success_rate,
+                r.success_rate_correct,
+                r.accuracy,
+                r.mean_linf,
+                r.mean_l2
+            ));
+        }
+        s
+    }
+
+    /// CSV of the transfer rows:
+    /// `goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy`.
+    pub fn transfer_csv(&self) -> String {
+        let mut s = String::from("goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy\n");
+        for r in &self.transfer {
+            s.push_str(&format!(
+                "{},{},{},{:.6},{:.6},{:.6},{:.6}\n",
+                r.goal.label(),
+                r.eps,
+                r.timestep,
+                r.clean_accuracy,
+                r.success_rate,
+                r.success_rate_correct,
+                r.accuracy
+            ));
+        }
+        s
+    }
+
+    /// The whole report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Write `{stem}.csv`, `{stem}-transfer.csv` (when there is a transfer evaluation),
+    /// `{stem}.json` and `{stem}.png` into `dir`, each atomically.
+    pub fn write_files(&self, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let mut files = Vec::new();
+        let csv = dir.join(format!("{stem}.csv"));
+        write_atomic(&csv, |f| f.write_all(self.to_csv().as_bytes()))?;
+        files.push(csv);
+        if !self.transfer.is_empty() {
+            let tcsv = dir.join(format!("{stem}-transfer.csv"));
+            write_atomic(&tcsv, |f| f.write_all(self.transfer_csv().as_bytes()))?;
+            files.push(tcsv);
+        }
+        let json = dir.join(format!("{stem}.json"));
+        write_atomic(&json, |f| f.write_all(self.to_json().as_bytes()))?;
+        files.push(json);
+        let png = dir.join(format!("{stem}.png"));
+        self.plot(&png)?;
+        files.push(png);
+        Ok(files)
+    }
+
+    /// Plot success rate (over all images) versus ε: one panel per goal with a line per `T`,
+    /// and one per goal for the transfer case with a line per timestep `T − 1`; PNG at `path`.
+    pub fn plot(&self, path: &Path) -> Result<()> {
+        super::plot::success_vs_eps(self, path)
+    }
+}
