@@ -169,7 +169,8 @@ impl Noise {
         }
         let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         let (lo, span) = (range.0, range.1 - range.0);
-        if !(span > 0.0) {
+        // Written so that a NaN span is refused too.
+        if span.is_nan() || span <= 0.0 {
             return Err(Error::Config(format!("corruption {}: empty pixel range {range:?}", c.name())));
         }
         v.par_chunks_mut(per).enumerate().for_each(|(i, img)| {

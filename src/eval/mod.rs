@@ -222,6 +222,10 @@ pub struct Report {
     pub seconds: f64,
 }
 
+/// One batch's outcomes: (condition, first image, feedforward correct per image, correct per
+/// timestep and image).
+type BatchOutcome = (usize, usize, Vec<bool>, Vec<Vec<bool>>);
+
 /// Evaluate `model` on `set` under every condition of `config` (see the module docs).
 pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), config: &EvalConfig) -> Result<Report> {
     let started = Instant::now();
@@ -238,7 +242,7 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
     let bar = progress_bar(config.progress, jobs.len() as u64, "robustness".into());
     // Per image and condition: feedforward correct, correct at each timestep. Kept image by
     // image (not counted) for the paired statistics.
-    let outcomes: Vec<Result<(usize, usize, Vec<bool>, Vec<Vec<bool>>)>> = jobs
+    let outcomes: Vec<Result<BatchOutcome>> = jobs
         .par_iter()
         .map(|&(c, start)| {
             let idx: Vec<usize> = (start..(start + config.batch_size).min(n)).collect();

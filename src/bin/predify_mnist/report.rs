@@ -139,8 +139,12 @@ fn write_gray_png(path: &Path, pixels: &[u8], h: usize, w: usize, scale: usize) 
     Ok(())
 }
 
+/// One configuration's results: its label, then per suite (`noise`, `corruptions`) the suite's
+/// name, the files' stem and the report.
+type Section = (String, Vec<(&'static str, String, Report)>);
+
 /// The Markdown report.
-fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize, sections: &[(String, Vec<(&str, String, Report)>)], seconds: f64) -> String {
+fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize, sections: &[Section], seconds: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Robustness report: PMnist8 on {}\n", args.dataset);
     let _ = writeln!(
