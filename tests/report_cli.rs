@@ -45,7 +45,7 @@ fn report_and_hyperparameter_flags() {
     assert!(ok, "report failed: {stderr}\n{stdout}");
     assert!(stdout.contains("checkpoint.safetensors"), "the report should reuse the checkpoint: {stdout}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for needle in ["## Summary", "`predify`", "`paper α=0`", "relative error", "corruptions-examples.png", "Δlast", "fog", "canny_edges"] {
+    for needle in ["## Summary", "`predify`", "`paper α=0`", "error term's share", "relative error", "corruptions-examples.png", "Δlast", "fog", "canny_edges"] {
         assert!(md.contains(needle), "report.md lacks `{needle}`");
     }
     for stem in ["noise-predify", "noise-paper", "noise-paper-alpha0", "corruptions-predify", "corruptions-paper", "corruptions-paper-alpha0"] {

@@ -5,7 +5,9 @@
 //! feedback weights (Predify's procedure), optionally tunes the hyperparameters, evaluates
 //! robustness to noise at every timestep beside the plain network, prints the table and writes
 //! CSV, JSON and a PNG plot. `predify-mnist train-backbone` trains a backbone of the same
-//! architecture from scratch (for Fashion-MNIST). Run with `--help` for the flags.
+//! architecture from scratch (for Fashion-MNIST); `predify-mnist report` writes `OUT/report.md`
+//! (noise and MNIST-C corruption tables with paired intervals, plots, example grid; module
+//! `predify_mnist/report.rs`). Run with `--help` for the flags.
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};

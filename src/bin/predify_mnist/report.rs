@@ -187,6 +187,30 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
         let _ = writeln!(s, "| {label} | {clean} | {mean_noisy} | {acc} | {ce} |");
     }
     let _ = writeln!(s);
+    // What α = 0 changed: with plain PCoders the error term is the gradient of a mean over the
+    // whole batch, so at large evaluation batches α·∇ is tiny and the ablation may change nothing;
+    // say so plainly rather than leave the reader to diff the tables.
+    for (label, pair) in sections.iter().filter(|(l, _)| l.ends_with(" α=0")) {
+        let Some((_, with)) = sections.iter().find(|(l, _)| format!("{l} α=0") == *label) else { continue };
+        let (mut changed, mut total, mut largest) = (0usize, 0usize, 0f64);
+        for ((_, _, a), (_, _, b)) in pair.iter().zip(with) {
+            for (ra, rb) in a.results.iter().zip(&b.results) {
+                for (x, y) in ra.timesteps.iter().zip(&rb.timesteps) {
+                    total += 1;
+                    if x != y {
+                        changed += 1;
+                        largest = largest.max((x - y).abs());
+                    }
+                }
+            }
+        }
+        let base = label.trim_end_matches(" α=0");
+        let _ = writeln!(
+            s,
+            "**The error term's share** (`{base}` against `{label}`): α = 0 changes {changed} of {total} accuracies (condition × timestep){}.\n",
+            if changed == 0 { String::from(": at this evaluation batch the error term has no effect on any prediction") } else { format!(", by at most {:.2} points", 100.0 * largest) }
+        );
+    }
     for (label, pair) in sections {
         let _ = writeln!(s, "## Configuration `{label}`\n");
         for (suite, stem, r) in pair {
