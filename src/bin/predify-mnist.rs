@@ -5,14 +5,16 @@
 //! feedback weights (Predify's procedure), optionally tunes the hyperparameters, evaluates
 //! robustness to noise at every timestep beside the plain network, prints the table and writes
 //! CSV, JSON and a PNG plot. `predify-mnist train-backbone` trains a backbone of the same
-//! architecture from scratch (for Fashion-MNIST). Run with `--help` for the flags.
+//! architecture from scratch (for Fashion-MNIST); `predify-mnist report` writes `OUT/report.md`
+//! (noise and MNIST-C corruption tables with paired intervals, plots, example grid; module
+//! `predify_mnist/report.rs`). Run with `--help` for the flags.
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use predify::Predified;
 use predify::data::mnist::{self, MnistSet, Split};
 use predify::data::{self, Dataset};
-use predify::eval::{self, EvalConfig};
+use predify::eval::{self, EvalConfig, HyperPreset};
 use predify::noise::Noise;
 use predify::train::{self, supervised, Checkpoint, OptimizerConfig, TrainConfig, Trainer};
 use predify::tune::{self, TuneConfig};
@@ -23,6 +25,8 @@ use std::time::Instant;
 
 #[path = "predify_mnist/attack.rs"]
 mod attack;
+#[path = "predify_mnist/report.rs"]
+mod report;
 
 const USAGE: &str = "\
 predify-mnist: predify the ONNX-zoo MNIST CNN, train its feedback weights, and measure
@@ -33,6 +37,10 @@ usage: predify-mnist [OPTIONS]
                                                  --dataset fashion; writes OUT/backbone-DATASET.safetensors)
        predify-mnist plot REPORT.json OUT.png   (draw a saved report again)
        predify-mnist attack [OPTIONS]           (adversarial attacks across timesteps; attack --help)
+       predify-mnist report [OPTIONS]           (OUT/report.md: noise and MNIST-C corruption tables with
+                                                 intervals, plots, example grid; 1000 test images by
+                                                 default, --full for all; configurations predify, paper,
+                                                 paper α=0 unless --hyper / --alpha-zero say otherwise)
 
 data and model:
   --dataset mnist|fashion   data set (default mnist). fashion: Fashion-MNIST from the Debian package
@@ -68,7 +76,11 @@ evaluation:
   --sigmas LIST             Gaussian sigmas on the normalised input (default 0.5,1.0)
   --sp LIST                 salt-and-pepper fractions (default 0.2)
   --eval-batch N            evaluation batch size (default 500; one state per batch)
-  --eval-limit N            evaluate the first N test images only (default: all 10000)
+  --eval-limit N            evaluate the first N test images only (default: all 10000; report: 1000)
+  --hyper predify|paper     hyperparameters: the network's own (Predify's defaults, default) or the
+                            paper's (β 0.8, λ 0.1, α 0.01 for every pcoder); report: a list, e.g. predify,paper
+  --alpha-zero              also evaluate with α = 0 (the error term off): OUT/robustness-alpha0.*
+  --full                    report: the whole test set
 general:
   --threads N               worker threads (default: all cores)
   --seed N                  seed of shuffles, initial feedback weights and noise (default 0)
@@ -105,6 +117,9 @@ struct Args {
     sp: Vec<f32>,
     eval_batch: usize,
     eval_limit: Option<usize>,
+    hyper: Option<Vec<HyperPreset>>,
+    alpha_zero: bool,
+    full: bool,
     threads: Option<usize>,
     seed: u64,
     progress: bool,
@@ -140,6 +155,9 @@ impl Default for Args {
             sp: vec![0.2],
             eval_batch: 500,
             eval_limit: None,
+            hyper: None,
+            alpha_zero: false,
+            full: false,
             threads: None,
             seed: 0,
             progress: true,
@@ -210,6 +228,11 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
             "--sp" => a.sp = parse_list(flag, &val()?)?,
             "--eval-batch" => a.eval_batch = num(flag, val()?)?,
             "--eval-limit" => a.eval_limit = Some(num(flag, val()?)?),
+            "--hyper" => {
+                a.hyper = Some(val()?.split(',').map(|s| HyperPreset::parse(s).map_err(|e| e.to_string())).collect::<Result<_, _>>()?);
+            }
+            "--alpha-zero" => a.alpha_zero = true,
+            "--full" => a.full = true,
             "--threads" => a.threads = Some(num(flag, val()?)?),
             "--seed" => a.seed = num(flag, val()?)?,
             "--no-progress" => a.progress = false,
@@ -254,6 +277,7 @@ fn main() -> ExitCode {
         Some("train-backbone") => train_backbone(&args),
         Some("plot") => replot(&raw),
         Some("attack") => attack::run(&args, &attack_args),
+        Some("report") => report::run(&args),
         Some(other) => Err(format!("unknown command `{other}` (see --help)").into()),
     };
     match result {
@@ -435,10 +459,28 @@ fn main_job(args: &Args) -> BoxResult<()> {
         pixel_range: (0.0, 1.0),
         progress: args.progress,
     };
-    let report = eval::evaluate(&model, &test, &eval_config)?;
+    let preset = match args.hyper.as_deref() {
+        None | Some([]) => HyperPreset::Predify,
+        Some([h]) => *h,
+        Some(_) => return Err("--hyper: the main job takes one configuration (the report takes a list)".into()),
+    };
+    let base = eval::current_hyperparameters(model.pnet())?;
+    preset.apply(model.pnet_mut(), &base, false)?;
+    let mut report = eval::evaluate(&model, &test, &eval_config)?;
+    report.label = preset.label(false);
     println!("\nrobustness ({:.1} s):\n{}", report.seconds, report.table());
     let files = report.write_files(&args.out, "robustness")?;
     println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+    if args.alpha_zero {
+        // The same configuration without the error term: its share of the effect.
+        preset.apply(model.pnet_mut(), &base, true)?;
+        let mut ablation = eval::evaluate(&model, &test, &eval_config)?;
+        ablation.label = preset.label(true);
+        println!("\nrobustness, α = 0 ({:.1} s):\n{}", ablation.seconds, ablation.table());
+        let files = ablation.write_files(&args.out, "robustness-alpha0")?;
+        println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        preset.apply(model.pnet_mut(), &base, false)?;
+    }
 
     if args.tune_steps > 0 {
         let t = Instant::now();

@@ -1,29 +1,45 @@
-//! Robustness evaluation: accuracy at every timestep under noise, beside the plain
-//! feedforward network.
+//! Robustness evaluation: accuracy at every timestep under noise and MNIST-C's corruptions,
+//! beside the plain feedforward network, with paired statistics.
 //!
-//! For each noise condition (clean, Gaussian noise of standard deviation σ added to the
-//! network's normalised input as in Predify's paper, salt-and-pepper noise replacing a
-//! fraction p of the pixels by the input's minimum or maximum), every image of the set is
-//! corrupted once (seeded: the same images for every timestep and for the feedforward
-//! network), classified by the plain backbone, and run through the predified network for
-//! timesteps `0..=T`; accuracy is counted at each timestep. Batches run in parallel; note
-//! that with plain `PCoder`s (no gradient scaling) the error term depends on the batch size,
-//! as in Predify, so the batch size is part of the result.
+//! For each condition (clean, Gaussian noise of standard deviation σ added to the network's
+//! normalised input as in Predify's paper, salt-and-pepper noise replacing a fraction p of the
+//! pixels by the input's minimum or maximum, or one of MNIST-C's 15 corruptions,
+//! [`Noise::Corruption`]), every image of the set is corrupted once, classified by the plain
+//! backbone, and run through the predified network for timesteps `0..=T`; whether it is right is
+//! kept per image at each timestep.
+//!
+//! Every random draw comes from `(seed, condition, image index)` only
+//! ([`Noise::apply_indexed`]), so the corrupted images, and with them the table, are the same for
+//! any batch size and thread count. The network's dynamics are another matter: with plain
+//! `PCoder`s (no gradient scaling) the error term is the gradient of a mean over the batch, as
+//! in Predify, so its size depends on the batch size when α > 0; the batch size is then part of
+//! the result (it is in the report). With gradient scaling or α = 0 it is not.
+//!
+//! Each timestep is compared with the plain network on the same images ([`Paired`]): the
+//! accuracy difference with a [`CONFIDENCE`] percentile-bootstrap interval over images
+//! ([`BOOTSTRAP_RESAMPLES`] resamples, seeded from `(seed, condition, timestep)`) and the exact
+//! McNemar p-value ([`crate::stats`]). The corruptions are summarised by their mean accuracy and
+//! a relative corruption error in the spirit of mCE ([`CorruptionSummary`]).
 //!
 //! The set is any [`Dataset`] whose items have the network's input shape. The noise models are
 //! [`crate::noise::Noise`] (re-exported here, since [`EvalConfig`] lists them); set
 //! [`EvalConfig::pixel_range`] to the range of the data set's values.
 //!
-//! Output: [`Report::table`] (stdout), [`Report::to_csv`], [`Report::to_json`] and
-//! [`Report::plot`] (PNG, accuracy versus timestep, one panel per noise level).
+//! Output: [`Report::table`] (stdout), [`Report::corruption_table`], [`Report::to_csv`],
+//! [`Report::to_json`] and [`Report::plot`] (PNG, accuracy versus timestep, one panel per
+//! condition). [`HyperPreset`] names the hyperparameter configurations compared (Predify's
+//! defaults, the paper's, either with α = 0).
 
+mod hyper;
 mod plot;
 
 pub use crate::noise::Noise;
+pub use hyper::{current as current_hyperparameters, HyperPreset};
 
 use crate::common::progress::progress_bar;
 use crate::common::{write_atomic, Error, Result, Rng};
 use crate::data::{gather, Dataset};
+use crate::stats::{paired_difference, PairedCounts};
 use candle_core::{Device, Tensor, D};
 use predify_runtime::Predified;
 use rayon::prelude::*;
@@ -63,7 +79,60 @@ impl Default for EvalConfig {
     }
 }
 
-/// Accuracy under one noise condition.
+/// Confidence level of the intervals on accuracy differences.
+pub const CONFIDENCE: f64 = 0.95;
+/// Bootstrap resamples per interval (enough for stable 2.5 % / 97.5 % percentiles at the
+/// precision the table prints).
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+/// An effect counts as significant when its McNemar p-value is below this and its interval
+/// excludes 0 (both: the two tests can disagree at the margin; the table marks the rest `n.s.`).
+pub const SIGNIFICANCE: f64 = 0.05;
+
+/// The predified network at one timestep against the plain feedforward network on the same
+/// images: the accuracy difference, its bootstrap interval, McNemar's p-value, and the four
+/// cells they come from.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Paired {
+    /// Accuracy at the timestep minus the feedforward accuracy (fraction).
+    pub diff: f64,
+    /// Lower end of the [`CONFIDENCE`] interval (percentile bootstrap over images).
+    pub ci_lo: f64,
+    /// Upper end of the interval.
+    pub ci_hi: f64,
+    /// Two-sided exact McNemar p-value of "no difference".
+    pub p: f64,
+    /// Images both got right.
+    pub both: usize,
+    /// Images only the feedforward network got right.
+    pub only_ff: usize,
+    /// Images only the predified network (at this timestep) got right.
+    pub only_pc: usize,
+    /// Images both got wrong.
+    pub neither: usize,
+}
+
+impl Paired {
+    /// The statistics of per-image outcomes `ff` (plain network) and `pc` (a timestep), the
+    /// bootstrap drawing from `rng`.
+    pub fn from_outcomes(ff: &[bool], pc: &[bool], rng: &mut Rng) -> Result<Self> {
+        let c = PairedCounts::from_outcomes(ff, pc).ok_or_else(|| Error::Config("paired outcomes of different lengths".into()))?;
+        let d = paired_difference(c, CONFIDENCE, BOOTSTRAP_RESAMPLES, || rng.uniform());
+        Ok(Self { diff: d.difference, ci_lo: d.lo, ci_hi: d.hi, p: d.p_value, both: c.both, only_ff: c.only_a, only_pc: c.only_b, neither: c.neither })
+    }
+
+    /// Whether the effect is significant: p below [`SIGNIFICANCE`] and the interval excludes 0.
+    pub fn significant(&self) -> bool {
+        self.p < SIGNIFICANCE && (self.ci_lo > 0.0 || self.ci_hi < 0.0)
+    }
+
+    /// In points (percent): `+1.71 [+1.20, +2.20]`, with ` n.s.` appended when not significant.
+    pub fn display(&self) -> String {
+        let ns = if self.significant() { "" } else { " n.s." };
+        format!("{:+.2} [{:+.2}, {:+.2}]{ns}", 100.0 * self.diff, 100.0 * self.ci_lo, 100.0 * self.ci_hi)
+    }
+}
+
+/// Accuracy under one condition (a noise or an MNIST-C corruption).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NoiseResult {
     /// The condition.
@@ -74,12 +143,54 @@ pub struct NoiseResult {
     pub feedforward: f64,
     /// Accuracy of the predified network at timesteps `0..=T`.
     pub timesteps: Vec<f64>,
+    /// Each timestep against the feedforward network on the same images (`0..=T`; empty in
+    /// reports written before the statistics existed).
+    #[serde(default)]
+    pub paired: Vec<Paired>,
 }
 
 impl NoiseResult {
-    /// The best accuracy over timesteps and the timestep it was reached at.
+    /// The best accuracy over timesteps and the timestep it was reached at (the first on ties).
+    /// Picked after looking, so its interval is optimistic; the last timestep's is not.
     pub fn best(&self) -> (usize, f64) {
         self.timesteps.iter().copied().enumerate().fold((0, f64::MIN), |a, (t, v)| if v > a.1 { (t, v) } else { a })
+    }
+}
+
+/// The corruption suite summarised over its corruptions, per timestep.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CorruptionSummary {
+    /// Corruptions in the mean.
+    pub corruptions: usize,
+    /// Mean accuracy of the feedforward network over the corruptions.
+    pub feedforward: f64,
+    /// Mean accuracy of the predified network at timesteps `0..=T`.
+    pub timesteps: Vec<f64>,
+    /// Relative corruption error in the spirit of mCE: the mean over corruptions of
+    /// `err_c(t) / err_c(ff)`, the error normalised by the plain network's (1 = no change, below
+    /// 1 = fewer errors), at timesteps `0..=T`. Corruptions the plain network makes no error on
+    /// are left out (the ratio is undefined).
+    pub relative_error: Vec<f64>,
+    /// Corruptions in [`CorruptionSummary::relative_error`]'s mean.
+    pub relative_error_corruptions: usize,
+}
+
+impl CorruptionSummary {
+    /// The summary of the corruption conditions among `results`; `None` if there are none.
+    pub fn of(results: &[NoiseResult]) -> Option<Self> {
+        let cs: Vec<&NoiseResult> = results.iter().filter(|r| r.noise.is_corruption()).collect();
+        let steps = cs.first()?.timesteps.len();
+        let k = cs.len() as f64;
+        let feedforward = cs.iter().map(|r| r.feedforward).sum::<f64>() / k;
+        let timesteps = (0..steps).map(|t| cs.iter().map(|r| r.timesteps[t]).sum::<f64>() / k).collect();
+        let defined: Vec<&&NoiseResult> = cs.iter().filter(|r| r.feedforward < 1.0).collect();
+        let relative_error = (0..steps)
+            .map(|t| {
+                let sum: f64 = defined.iter().map(|r| (1.0 - r.timesteps[t]) / (1.0 - r.feedforward)).sum();
+                if defined.is_empty() { f64::NAN } else { sum / defined.len() as f64 }
+            })
+            .collect();
+        Some(Self { corruptions: cs.len(), feedforward, timesteps, relative_error, relative_error_corruptions: defined.len() })
     }
 }
 
@@ -88,6 +199,10 @@ impl NoiseResult {
 pub struct Report {
     /// The predified network's name.
     pub network: String,
+    /// The hyperparameter configuration's name (`predify`, `paper`, `paper α=0`; empty when the
+    /// caller did not name it): the rows of different configurations stay apart in files.
+    #[serde(default)]
+    pub label: String,
     /// Images per condition.
     pub images: usize,
     /// T.
@@ -100,9 +215,16 @@ pub struct Report {
     pub hyperparameters: Vec<[f32; 3]>,
     /// One entry per condition, in the configured order.
     pub results: Vec<NoiseResult>,
+    /// The corruption conditions summarised (present when there are any).
+    #[serde(default)]
+    pub corruption_summary: Option<CorruptionSummary>,
     /// Wall time, seconds.
     pub seconds: f64,
 }
+
+/// One batch's outcomes: (condition, first image, feedforward correct per image, correct per
+/// timestep and image).
+type BatchOutcome = (usize, usize, Vec<bool>, Vec<Vec<bool>>);
 
 /// Evaluate `model` on `set` under every condition of `config` (see the module docs).
 pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), config: &EvalConfig) -> Result<Report> {
@@ -118,14 +240,16 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
     let batches: Vec<usize> = (0..n).step_by(config.batch_size).collect();
     let jobs: Vec<(usize, usize)> = (0..config.noises.len()).flat_map(|c| batches.iter().map(move |&b| (c, b))).collect();
     let bar = progress_bar(config.progress, jobs.len() as u64, "robustness".into());
-    // (condition, feedforward correct, correct per timestep)
-    let counts: Vec<Result<(usize, usize, Vec<usize>)>> = jobs
+    // Per image and condition: feedforward correct, correct at each timestep. Kept image by
+    // image (not counted) for the paired statistics.
+    let outcomes: Vec<Result<BatchOutcome>> = jobs
         .par_iter()
         .map(|&(c, start)| {
             let idx: Vec<usize> = (start..(start + config.batch_size).min(n)).collect();
             let (x, labels) = gather(set, &idx, &Device::Cpu)?;
-            let mut rng = Rng::derive(config.seed, "eval-noise", ((c as u64) << 32) | (start as u64));
-            let x = config.noises[c].apply(&x, &mut rng, config.pixel_range)?;
+            // Drawn per image from (seed, condition, image index): the same noisy image for any
+            // batch layout or thread count.
+            let x = config.noises[c].apply_indexed(&x, config.seed, start as u64, config.pixel_range)?;
             let ff = correct(&model.forward_plain(&x)?, &labels)?;
             let mut st = model.new_state(&x)?;
             let mut per_t = Vec::with_capacity(steps);
@@ -134,25 +258,36 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
                 per_t.push(correct(&logits, &labels)?);
             }
             bar.inc(1);
-            Ok((c, ff, per_t))
+            Ok((c, start, ff, per_t))
         })
         .collect();
     bar.finish_and_clear();
-    let mut results: Vec<NoiseResult> = config
-        .noises
-        .iter()
-        .map(|&noise| NoiseResult { noise, images: n, feedforward: 0.0, timesteps: vec![0.0; steps] })
-        .collect();
-    for r in counts {
-        let (c, ff, per_t) = r?;
-        results[c].feedforward += ff as f64;
-        for (a, b) in results[c].timesteps.iter_mut().zip(per_t) {
-            *a += b as f64;
+    // [condition] -> (ff[image], [timestep][image])
+    let mut cells: Vec<(Vec<bool>, Vec<Vec<bool>>)> = config.noises.iter().map(|_| (vec![false; n], vec![vec![false; n]; steps])).collect();
+    for o in outcomes {
+        let (c, start, ff, per_t) = o?;
+        cells[c].0[start..start + ff.len()].copy_from_slice(&ff);
+        for (dst, src) in cells[c].1.iter_mut().zip(per_t) {
+            dst[start..start + src.len()].copy_from_slice(&src);
         }
     }
-    for r in &mut results {
-        r.feedforward /= n as f64;
-        r.timesteps.iter_mut().for_each(|v| *v /= n as f64);
+    let acc = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64 / n as f64;
+    // Each (condition, timestep) bootstraps from its own generator: the intervals do not depend
+    // on which thread computes them or on which other conditions are evaluated.
+    let stats: Vec<(usize, usize)> = (0..config.noises.len()).flat_map(|c| (0..steps).map(move |t| (c, t))).collect();
+    let paired: Vec<Result<Paired>> = stats
+        .par_iter()
+        .map(|&(c, t)| {
+            let mut rng = Rng::derive(config.seed, &format!("eval-bootstrap/{}", config.noises[c].stream_key()), t as u64);
+            Paired::from_outcomes(&cells[c].0, &cells[c].1[t], &mut rng)
+        })
+        .collect();
+    let mut paired = paired.into_iter();
+    let mut results = Vec::with_capacity(config.noises.len());
+    for (c, &noise) in config.noises.iter().enumerate() {
+        let (ff, per_t) = &cells[c];
+        let paired = paired.by_ref().take(steps).collect::<Result<Vec<_>>>()?;
+        results.push(NoiseResult { noise, images: n, feedforward: acc(ff), timesteps: per_t.iter().map(|v| acc(v)).collect(), paired });
     }
     let pnet = model.pnet();
     let hyperparameters = (0..pnet.len())
@@ -160,69 +295,106 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Report {
         network: pnet.name().to_string(),
+        label: String::new(),
         images: n,
         timesteps: config.timesteps,
         batch_size: config.batch_size,
         seed: config.seed,
         hyperparameters,
+        corruption_summary: CorruptionSummary::of(&results),
         results,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Number of rows of `logits` whose argmax equals the label.
-fn correct(logits: &Tensor, labels: &[u32]) -> Result<usize> {
+/// Per row of `logits`: whether its argmax equals the label.
+fn correct(logits: &Tensor, labels: &[u32]) -> Result<Vec<bool>> {
     let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    Ok(pred.iter().zip(labels).filter(|(p, l)| p == l).count())
+    Ok(pred.iter().zip(labels).map(|(p, l)| p == l).collect())
 }
 
 impl Report {
-    /// The table printed on stdout: one row per condition, accuracy in percent for the
-    /// feedforward network and every timestep, then the change from timestep 0 to the last and
-    /// to the best timestep.
+    /// The table printed on stdout: two header lines, then one row per condition: accuracy in
+    /// percent for the feedforward network and every timestep, then the last and the best
+    /// timestep against the feedforward network with their [`CONFIDENCE`] intervals, in points
+    /// (`+1.71 [+1.20, +2.20]`), marked `n.s.` where not significant (see [`Paired`]).
     pub fn table(&self) -> String {
         let mut s = String::new();
         let h = self.hyperparameters.iter().enumerate().map(|(i, h)| format!("pc{} β={:.3} λ={:.3} α={:.4}", i + 1, h[0], h[1], h[2])).collect::<Vec<_>>().join(", ");
+        let label = if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
         s.push_str(&format!(
-            "{}: accuracy (%) on {} images, timesteps 0..={} (batch {}, noise seed {}; {h})\n",
-            self.network, self.images, self.timesteps, self.batch_size, self.seed
+            "{}{label}: accuracy (%) on {} images, timesteps 0..={} (batch {}, noise seed {}; {h}); Δ = t − ff in points, {:.0}% CI, n.s. = not significant\n",
+            self.network,
+            self.images,
+            self.timesteps,
+            self.batch_size,
+            self.seed,
+            100.0 * CONFIDENCE
         ));
-        let mut head = format!("{:<12} {:>6}", "noise", "ff");
+        let mut head = format!("{:<14} {:>6}", "condition", "ff");
         for t in 0..=self.timesteps {
             head.push_str(&format!(" {:>6}", format!("t{t}")));
         }
-        head.push_str(&format!(" {:>8} {:>12}", "Δlast", "Δbest (t)"));
+        head.push_str(&format!("  {:<27} {}", "Δlast", "Δbest (t)"));
         s.push_str(&head);
         s.push('\n');
         for r in &self.results {
-            let mut row = format!("{:<12} {:>6.2}", r.noise.label(), 100.0 * r.feedforward);
+            let mut row = format!("{:<14} {:>6.2}", r.noise.label(), 100.0 * r.feedforward);
             for v in &r.timesteps {
                 row.push_str(&format!(" {:>6.2}", 100.0 * v));
             }
-            let t0 = r.timesteps[0];
-            let last = *r.timesteps.last().unwrap_or(&t0);
-            let (bt, bv) = r.best();
-            row.push_str(&format!(" {:>+8.2} {:>+8.2} ({bt})", 100.0 * (last - t0), 100.0 * (bv - t0)));
-            s.push_str(&row);
+            let last = r.paired.last().map(Paired::display).unwrap_or_default();
+            let (bt, _) = r.best();
+            let best = r.paired.get(bt).map(|p| format!("{} ({bt})", p.display())).unwrap_or_default();
+            row.push_str(&format!("  {last:<27} {best}"));
+            s.push_str(row.trim_end());
             s.push('\n');
         }
         s
     }
 
-    /// CSV: `noise,level,images,feedforward,t0,…,tT` (accuracies as fractions).
-    pub fn to_csv(&self) -> String {
-        let mut s = String::from("noise,level,images,feedforward");
-        for t in 0..=self.timesteps {
-            s.push_str(&format!(",t{t}"));
+    /// The corruption suite's summary ([`CorruptionSummary`]) as a small table: mean accuracy
+    /// and relative corruption error per timestep; empty if the report has no corruptions.
+    pub fn corruption_table(&self) -> String {
+        let Some(c) = &self.corruption_summary else { return String::new() };
+        let label = if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
+        let mut s = format!(
+            "{}{label}: mean over {} corruptions; relative error = mean of err_c(t) / err_c(ff) over {} corruptions (ff = 1.000)\n",
+            self.network, c.corruptions, c.relative_error_corruptions
+        );
+        let mut head = format!("{:<16} {:>6}", "", "ff");
+        for t in 0..c.timesteps.len() {
+            head.push_str(&format!(" {:>6}", format!("t{t}")));
         }
+        s.push_str(&head);
         s.push('\n');
+        let mut acc = format!("{:<16} {:>6.2}", "accuracy (%)", 100.0 * c.feedforward);
+        c.timesteps.iter().for_each(|v| acc.push_str(&format!(" {:>6.2}", 100.0 * v)));
+        let mut ce = format!("{:<16} {:>6.3}", "relative error", 1.0);
+        c.relative_error.iter().for_each(|v| ce.push_str(&format!(" {v:>6.3}")));
+        s.push_str(&acc);
+        s.push('\n');
+        s.push_str(&ce);
+        s.push('\n');
+        s
+    }
+
+    /// CSV, one row per condition and timestep:
+    /// `config,noise,level,images,timestep,feedforward,accuracy,diff,ci_lo,ci_hi,p`
+    /// (fractions; `diff` = accuracy − feedforward with its interval `ci_lo..ci_hi` and McNemar's
+    /// `p`; `level` is empty for corruptions, which have one severity).
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("config,noise,level,images,timestep,feedforward,accuracy,diff,ci_lo,ci_hi,p\n");
         for r in &self.results {
             let (k, l) = r.noise.kind_level();
-            s.push_str(&format!("{k},{l},{},{:.6}", r.images, r.feedforward));
-            for v in &r.timesteps {
-                s.push_str(&format!(",{v:.6}"));
+            let level = if r.noise.is_corruption() { String::new() } else { l.to_string() };
+            for (t, v) in r.timesteps.iter().enumerate() {
+                s.push_str(&format!("{},{k},{level},{},{t},{:.6},{v:.6}", self.label, r.images, r.feedforward));
+                match r.paired.get(t) {
+                    Some(p) => s.push_str(&format!(",{:.6},{:.6},{:.6},{:.6e}\n", p.diff, p.ci_lo, p.ci_hi, p.p)),
+                    None => s.push_str(",,,,\n"),
+                }
             }
-            s.push('\n');
         }
         s
     }

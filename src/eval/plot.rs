@@ -55,21 +55,26 @@ fn draw(report: &Report, path: &Path) -> std::result::Result<(), Box<dyn std::er
     let (w, h) = (480 * cols as u32, 40 + 320 * rows as u32);
     let root = BitMapBackend::new(path, (w.max(960), h)).into_drawing_area();
     root.fill(&WHITE)?;
+    let label = if report.label.is_empty() { String::new() } else { format!(" [{}]", report.label) };
     let caption = format!(
-        "{}: accuracy vs timestep, {} images per condition (dashed: plain feedforward network)",
+        "{}{label}: accuracy vs timestep, {} images (dashed: plain network; band: ff + 95% CI of Δ)",
         report.network, report.images
     );
-    let root = root.titled(&caption, (FONT, 20))?;
+    let root = root.titled(&caption, (FONT, 17))?;
     let panels = root.split_evenly((rows, cols));
     let t_max = report.timesteps.max(1) as f64;
     for (i, r) in report.results.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let vals = r.timesteps.iter().copied().chain([r.feedforward]);
+        // The paired interval of each timestep, drawn as a band around the accuracy it would
+        // imply (ff + [lo, hi]): where the band leaves the dashed line, the change is real.
+        let band: Vec<(f64, f64, f64)> = r.paired.iter().enumerate().map(|(t, p)| (t as f64, (r.feedforward + p.ci_lo) * 100.0, (r.feedforward + p.ci_hi) * 100.0)).collect();
+        let vals = r.timesteps.iter().copied().chain([r.feedforward]).chain(band.iter().flat_map(|b| [b.1 / 100.0, b.2 / 100.0]));
         let (lo, hi) = vals.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let pad = ((hi - lo) * 0.15).max(0.005);
         let (y0, y1) = ((lo - pad).max(0.0) * 100.0, (hi + pad).min(1.0) * 100.0);
         let (t0, last) = (r.timesteps[0], *r.timesteps.last().unwrap_or(&r.timesteps[0]));
-        let title = format!("{}: {:.2}% → {:.2}% ({:+.2})", r.noise.label(), 100.0 * t0, 100.0 * last, 100.0 * (last - t0));
+        let ns = if r.paired.last().is_some_and(|p| !p.significant()) { " n.s." } else { "" };
+        let title = format!("{}: {:.2}% → {:.2}% ({:+.2}{ns})", r.noise.label(), 100.0 * t0, 100.0 * last, 100.0 * (last - t0));
         let mut chart = ChartBuilder::on(&panels[i])
             .caption(title, (FONT, 16))
             .margin(12)
@@ -88,6 +93,10 @@ fn draw(report: &Report, path: &Path) -> std::result::Result<(), Box<dyn std::er
             .axis_desc_style((FONT, 13))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
+        if !band.is_empty() {
+            let outline: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.2)).chain(band.iter().rev().map(|b| (b.0, b.1))).collect();
+            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled())))?;
+        }
         let pts: Vec<(f64, f64)> = r.timesteps.iter().enumerate().map(|(t, v)| (t as f64, v * 100.0)).collect();
         chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
