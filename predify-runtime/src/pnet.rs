@@ -8,7 +8,7 @@ use crate::hyper::{self, HyperLogits, Hyperparameters};
 use crate::predictor::{Predictor, Trace};
 use crate::state::{Init, PCoderState, State};
 use candle_core::{DType, Device, Tensor, Var};
-use predify_spec::Spec;
+use predify_spec::{ErrorScaling, Spec};
 
 /// Where √C of gradient-scaled pcoders comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +76,7 @@ pub struct PNet {
     logits: Vec<HyperLogits>,
     shared: bool,
     gradient_scaling: bool,
+    error_scaling: ErrorScaling,
 }
 
 impl PNet {
@@ -152,6 +153,7 @@ impl PNet {
             logits,
             shared: spec.shared_hyperparameters,
             gradient_scaling: spec.gradient_scaling,
+            error_scaling: spec.error_scaling,
         })
     }
 
@@ -361,7 +363,7 @@ impl PNet {
         }
         // d MSE / d prd = 2·(prd − target)/numel, and the squared error, in one fused pass each.
         let numel = prd.elem_count();
-        let (dprd, sq) = crate::ops::scaled_error(&prd, target, dynamics::error_grad_factor(numel))?;
+        let (dprd, sq) = crate::ops::scaled_error(&prd, target, dynamics::error_grad_factor(self.error_numel(&prd)))?;
         let grd = pc.predictor.vjp_input(&trace, &dprd)?;
         Ok(Prediction { prd, trace, dprd, grd, error: sq / numel as f32 })
     }
@@ -378,8 +380,18 @@ impl PNet {
         }
     }
 
-    /// The coefficients of pcoder `i`'s update (see [`crate::dynamics`]), for a prediction of
-    /// `prd_numel` values (batch included).
+    /// The number of values the error term of a prediction `prd` (`[N, ...]`) is normalised by:
+    /// all of them with Predify's batch mean, one sample's with `error_scaling = "per_sample"`
+    /// ([`predify_spec::ErrorScaling`]).
+    pub fn error_numel(&self, prd: &Tensor) -> usize {
+        match self.error_scaling {
+            ErrorScaling::BatchMean => prd.elem_count(),
+            ErrorScaling::PerSample => prd.dims().get(1..).map_or(1, |d| d.iter().product()),
+        }
+    }
+
+    /// The coefficients of pcoder `i`'s update (see [`crate::dynamics`]), for an error term
+    /// normalised by `prd_numel` values ([`Self::error_numel`] of the prediction).
     pub fn update_coeffs(&self, i: usize, prd_numel: usize) -> Result<UpdateCoeffs> {
         self.check_index(i)?;
         let top = i + 1 == self.pcoders.len();
@@ -396,7 +408,7 @@ impl PNet {
                 Error::Usage(format!("pcoder{}: no feedback from pcoder{} yet", i + 1, i + 2))
             })?)
         };
-        let coeffs = self.update_coeffs(i, prev.prd.elem_count())?;
+        let coeffs = self.update_coeffs(i, self.error_numel(&prev.prd))?;
         dynamics::update(ff, &prev.rep, fb, &prev.grd, coeffs)
     }
 

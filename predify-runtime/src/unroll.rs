@@ -215,7 +215,7 @@ impl Tape {
             if t == 0 {
                 // The coefficients depend on the prediction's size (S of gradient scaling).
                 for i in 0..n {
-                    let numel = rec.prd[i].elem_count();
+                    let numel = pnet.error_numel(&rec.prd[i]);
                     tape.coeffs.push(pnet.update_coeffs(i, numel)?);
                     tape.scales.push(dynamics::error_scale(pnet.pcoders()[i].c_sqrt(), numel));
                 }
@@ -255,7 +255,7 @@ impl Tape {
             return usage(format!("the recording has {} pcoders, the network {n}", self.coeffs.len()));
         }
         for (i, c) in self.coeffs.iter().enumerate() {
-            if pnet.update_coeffs(i, self.steps[0].prd[i].elem_count())? != *c {
+            if pnet.update_coeffs(i, pnet.error_numel(&self.steps[0].prd[i]))? != *c {
                 return usage(format!("pcoder{}: the hyperparameters changed since the recording", i + 1));
             }
         }
@@ -299,7 +299,7 @@ impl Tape {
                     if exact {
                         // ⟨ḡ, grd⟩ = k·⟨u, e⟩ with u = J_P·ḡ, ḡ = ∂L/∂grd_i(t) = −s·∂L/∂r_i(t+1).
                         let (u, tangents) = predictor.jvp(trace, &a.grd)?;
-                        let ku = u.affine(dynamics::error_grad_factor(rec.prd[i].elem_count()), 0.0)?;
+                        let ku = u.affine(dynamics::error_grad_factor(pnet.error_numel(&rec.prd[i])), 0.0)?;
                         // the target (input or lower representation) enters e with sign −1
                         let dy = ku.neg()?;
                         if i == 0 {
@@ -311,7 +311,7 @@ impl Tape {
                             // k·e, recomputed as the forward pass did rather than kept: the
                             // recording is the memory the backward pass costs.
                             let target = if i == 0 { &self.input } else { &rec.rep[i - 1] };
-                            let (ke, _) = crate::ops::scaled_error(&rec.prd[i], target, dynamics::error_grad_factor(rec.prd[i].elem_count()))?;
+                            let (ke, _) = crate::ops::scaled_error(&rec.prd[i], target, dynamics::error_grad_factor(pnet.error_numel(&rec.prd[i])))?;
                             accumulate(&mut dparams[i], predictor.jvp_weight_grads(trace, &tangents, &ke)?)?;
                         }
                         // through P(r) in e: J_Pᵀ·k·u and the weights' ∂_θ⟨P, k·u⟩, below

@@ -173,6 +173,9 @@ impl Spec {
         }
         let _ = writeln!(out, "gradient_scaling = {}", self.gradient_scaling);
         let _ = writeln!(out, "shared_hyperparameters = {}", self.shared_hyperparameters);
+        if self.error_scaling != crate::types::ErrorScaling::BatchMean {
+            let _ = writeln!(out, "error_scaling = {}", toml_string(self.error_scaling.name()));
+        }
         let sizes: Vec<String> = self.input_size.iter().map(usize::to_string).collect();
         let _ = writeln!(out, "input_size = [{}]", sizes.join(", "));
         for p in &self.pcoders {

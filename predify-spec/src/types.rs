@@ -34,10 +34,36 @@ pub struct Spec {
     pub gradient_scaling: bool,
     /// `shared_hyperparameters`: one set of β/λ/α for all pcoders (the first pcoder's).
     pub shared_hyperparameters: bool,
+    /// `error_scaling`: how the prediction error's gradient is normalised (not a Predify key;
+    /// absent means Predify's batch mean).
+    pub error_scaling: ErrorScaling,
     /// `imports`: Python import lines; accepted for compatibility and otherwise ignored.
     pub imports: Vec<String>,
     /// The pcoders in feedforward execution order (pcoder 1 first).
     pub pcoders: Vec<PCoderSpec>,
+}
+
+/// How the error term's gradient `∂ MSE/∂ prd = k·(prd − target)` is normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorScaling {
+    /// `batch_mean`, Predify's: the MSE is a mean over the whole batch, `k = 2/numel(batch)`, so
+    /// each sample's error term shrinks as the batch grows (the dynamics depend on the batch
+    /// size unless `gradient_scaling` cancels it).
+    #[default]
+    BatchMean,
+    /// `per_sample`: the MSE is a mean over one sample's values, `k = 2/numel(sample)`, and
+    /// PCoderN's `S` uses the per-sample count too: every sample evolves as it would alone.
+    PerSample,
+}
+
+impl ErrorScaling {
+    /// The spec's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorScaling::BatchMean => "batch_mean",
+            ErrorScaling::PerSample => "per_sample",
+        }
+    }
 }
 
 /// One `[[pcoders]]` entry.

@@ -9,10 +9,10 @@ use keys::{split, Errors, Value};
 
 use crate::error::{SpecError, SpecErrorKind};
 use crate::raw::{RawPCoder, RawSpec, RawValue};
-use crate::types::{PCoderSpec, Spec, MAX_SAMPLE_ELEMENTS, MAX_SIZE};
+use crate::types::{ErrorScaling, PCoderSpec, Spec, MAX_SAMPLE_ELEMENTS, MAX_SIZE};
 
-const ROOT_KEYS: &[&str; 6] =
-    &["name", "input_size", "gradient_scaling", "shared_hyperparameters", "imports", "pcoders"];
+const ROOT_KEYS: &[&str; 7] =
+    &["name", "input_size", "gradient_scaling", "shared_hyperparameters", "error_scaling", "imports", "pcoders"];
 
 /// Checks a whole spec and builds the typed [`Spec`], or returns every error found.
 ///
@@ -22,7 +22,7 @@ const ROOT_KEYS: &[&str; 6] =
 /// output `input_size[0]` channels and that of pcoder n the `in_channels` of pcoder n−1's.
 pub fn validate<L: Clone>(raw: RawSpec<L>) -> Result<Spec, Vec<SpecError<L>>> {
     let mut e = Errors::new(None);
-    let [name, input_size, gradient_scaling, shared, imports, pcoders] = split(&mut e, &raw.value, ROOT_KEYS, "");
+    let [name, input_size, gradient_scaling, shared, error_scaling, imports, pcoders] = split(&mut e, &raw.value, ROOT_KEYS, "");
 
     let name = match name {
         None => missing(&mut e, "name", "the network's name, a string", &raw.loc),
@@ -41,6 +41,12 @@ pub fn validate<L: Clone>(raw: RawSpec<L>) -> Result<Spec, Vec<SpecError<L>>> {
     };
     let gradient_scaling = boolean(&mut e, gradient_scaling, "gradient_scaling");
     let shared_hyperparameters = boolean(&mut e, shared, "shared_hyperparameters");
+    let error_scaling = match error_scaling {
+        None => Some(ErrorScaling::BatchMean),
+        Some(Value { value: RawValue::Str(s), .. }) if s == "batch_mean" => Some(ErrorScaling::BatchMean),
+        Some(Value { value: RawValue::Str(s), .. }) if s == "per_sample" => Some(ErrorScaling::PerSample),
+        Some(v) => wrong(&mut e, "\"batch_mean\" or \"per_sample\"", "error_scaling", v),
+    };
     let imports = match imports {
         None => Some(Vec::new()),
         Some(v) => check_imports(&mut e, v),
@@ -76,16 +82,17 @@ pub fn validate<L: Clone>(raw: RawSpec<L>) -> Result<Spec, Vec<SpecError<L>>> {
     }
 
     let pcoders: Option<Vec<PCoderSpec>> = checked.and_then(|c| c.into_iter().map(|p| p.map(|p| p.spec)).collect());
-    match (name, input_size, gradient_scaling, shared_hyperparameters, imports, pcoders) {
+    match (name, input_size, gradient_scaling, shared_hyperparameters, error_scaling, imports, pcoders) {
         (
             Some(name),
             Some(input_size),
             Some(gradient_scaling),
             Some(shared_hyperparameters),
+            Some(error_scaling),
             Some(imports),
             Some(pcoders),
         ) if e.list.is_empty() => {
-            Ok(Spec { name, input_size, gradient_scaling, shared_hyperparameters, imports, pcoders })
+            Ok(Spec { name, input_size, gradient_scaling, shared_hyperparameters, error_scaling, imports, pcoders })
         }
         _ => Err(e.list),
     }
