@@ -354,6 +354,24 @@ fn fit_backbone(args: &Args, train_set: &MnistSet, test: &MnistSet, out: &Path) 
     Ok(net)
 }
 
+/// The main job's feedback-training configuration, checkpointing to `checkpoint` (also used by
+/// the `report` and `attack` parts, so that all three train the same way).
+fn train_config(args: &Args, checkpoint: PathBuf) -> BoxResult<TrainConfig> {
+    Ok(TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        optimizer: optimizer_config(args)?,
+        cosine: args.cosine,
+        train_limit: args.train_limit,
+        val_limit: None,
+        checkpoint: Some(checkpoint),
+        checkpoint_every: 200,
+        chunks: 2,
+        progress: args.progress,
+    })
+}
+
 fn optimizer_config(args: &Args) -> BoxResult<OptimizerConfig> {
     let wd = args.weight_decay.unwrap_or(5e-4);
     Ok(match args.optimizer.as_str() {
@@ -398,19 +416,7 @@ fn main_job(args: &Args) -> BoxResult<()> {
         load_feedback(&model, f)?;
         println!("feedback weights: loaded from {} ({:.1} s); training skipped", f.display(), t.elapsed().as_secs_f64());
     } else if args.epochs > 0 {
-        let config = TrainConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            seed: args.seed,
-            optimizer: optimizer_config(args)?,
-            cosine: args.cosine,
-            train_limit: args.train_limit,
-            val_limit: None,
-            checkpoint: Some(ckpt_path.clone()),
-            checkpoint_every: 200,
-            chunks: 2,
-            progress: args.progress,
-        };
+        let config = train_config(args, ckpt_path.clone())?;
         let before = train::reconstruction_loss(&model, &val_set, None, 100)?;
         let mut trainer = if args.resume && ckpt_path.exists() {
             let t = Trainer::resume(&model, config.clone(), &ckpt_path)?;

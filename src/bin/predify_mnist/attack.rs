@@ -7,11 +7,11 @@
 //! The attack's own flags are taken out of the command line before the main job's parser sees
 //! it ([`take_flags`]); every other flag means what it means to the main job.
 
-use super::{load_backbone, load_data, load_feedback, optimizer_config, Args, BoxResult};
+use super::{load_backbone, load_data, load_feedback, train_config, Args, BoxResult};
 use predify::attack::{self, Goal, Method, SuiteConfig};
 use predify::data;
 use predify::runtime::unroll::Semantics;
-use predify::train::{self, TrainConfig, Trainer};
+use predify::train::{self, Trainer};
 use predify::zoo::mnist8::PMnist8;
 use predify::Predified;
 use candle_core::{DType, Device};
@@ -235,19 +235,7 @@ pub fn run(args: &Args, a: &AttackArgs) -> BoxResult<()> {
 /// file), without its resume and reporting options.
 fn train_feedback(args: &Args, model: &PMnist8, train_full: &predify::data::mnist::MnistSet) -> BoxResult<()> {
     let (train_set, val_set) = data::split_off(train_full, args.val_size)?;
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        optimizer: optimizer_config(args)?,
-        cosine: args.cosine,
-        train_limit: args.train_limit,
-        val_limit: None,
-        checkpoint: Some(args.out.join("checkpoint.safetensors")),
-        checkpoint_every: 200,
-        chunks: 2,
-        progress: args.progress,
-    };
+    let config = train_config(args, args.out.join("checkpoint.safetensors"))?;
     let t = Instant::now();
     let reports = Trainer::new(model, config)?.fit(&train_set, Some(&val_set))?;
     let last = reports.last().map(|r| train::loss_message(&r.val_loss)).unwrap_or_default();

@@ -8,13 +8,13 @@
 //! `OUT/checkpoint.safetensors` when it exists, else they are trained here (`--epochs`, as the
 //! main job does, and saved to that checkpoint for the next run).
 
-use super::{load_backbone, load_data, load_feedback, optimizer_config, Args, BoxResult};
+use super::{load_backbone, load_data, load_feedback, train_config, Args, BoxResult};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use predify::corruptions::{self, Corruption};
 use predify::data::{self, Dataset};
 use predify::eval::{self, EvalConfig, HyperPreset, Noise, Report};
-use predify::train::{self, TrainConfig, Trainer};
+use predify::train::{self, Trainer};
 use predify::zoo::mnist8::PMnist8;
 use predify::Predified;
 use std::fmt::Write as _;
@@ -106,19 +106,7 @@ fn obtain_feedback(args: &Args, model: &PMnist8, train_set: &impl Dataset, val_s
         return Ok(format!("random (seed {}, --epochs 0)", args.seed));
     }
     let t = Instant::now();
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        optimizer: optimizer_config(args)?,
-        cosine: args.cosine,
-        train_limit: args.train_limit,
-        val_limit: None,
-        checkpoint: Some(ckpt.clone()),
-        checkpoint_every: 200,
-        chunks: 2,
-        progress: args.progress,
-    };
+    let config = train_config(args, ckpt.clone())?;
     Trainer::new(model, config)?.fit(train_set, Some(val_set))?;
     println!("feedback training: {} epoch(s) in {:.1} s", args.epochs, t.elapsed().as_secs_f64());
     Ok(format!("trained here, {} epoch(s) ({})", args.epochs, ckpt.display()))
