@@ -2,6 +2,7 @@
 //! through TOML.
 
 use predify_spec::{
+    ErrorScaling,
     parse_predictor, AttachPoint, AxisValues, ConvSpec, Hyperparameters, Layer, PCoderSpec, PathSegment, Predictor,
     Spec, SpecErrors, UpsampleMode, UpsampleSpec,
 };
@@ -273,7 +274,8 @@ fn valid_spec(words: &[u32], imports: Vec<String>) -> Spec {
             hyperparameters: hyperparameters(d),
         })
         .collect();
-    Spec { name: ident(d), input_size, gradient_scaling: d.coin(), shared_hyperparameters: d.coin(), imports, pcoders }
+    let error_scaling = if d.coin() { ErrorScaling::PerSample } else { ErrorScaling::BatchMean };
+    Spec { name: ident(d), input_size, gradient_scaling: d.coin(), shared_hyperparameters: d.coin(), error_scaling, imports, pcoders }
 }
 
 // ---- Generated TOML documents ---------------------------------------------------------
