@@ -14,7 +14,7 @@ echo "fresh-run: in $work"
 set -o pipefail
 cargo run --quiet --manifest-path "$root/Cargo.toml" --bin predify-mnist -- \
     --data-dir data --train-limit 2000 --eval-limit 500 -T 3 --no-progress "$@" | tee stdout.txt
-grep -q '^PMnist8: accuracy (%) on 500 images' stdout.txt || { echo "fresh-run: no accuracy table in the output" >&2; exit 1; }
+grep -q '^PMnist8 \[predify\]: accuracy (%) on 500 images' stdout.txt || { echo "fresh-run: no accuracy table in the output" >&2; exit 1; }
 grep -q '^gauss 0.50 ' stdout.txt || { echo "fresh-run: no Gaussian-noise row in the table" >&2; exit 1; }
 for f in out/robustness.png out/robustness.csv out/robustness.json; do
     test -s "$f" || { echo "fresh-run: $f was not written" >&2; exit 1; }
