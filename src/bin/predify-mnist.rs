@@ -609,8 +609,53 @@ fn replot(raw: &[String]) -> BoxResult<()> {
     };
     let text = std::fs::read_to_string(json).map_err(|e| format!("{json}: {e}"))?;
     let report: eval::Report = serde_json::from_str(&text).map_err(|e| format!("{json}: not a robustness report: {e}"))?;
+    check_report(&report).map_err(|e| format!("{json}: {e}"))?;
     report.plot(Path::new(png))?;
     println!("{}", report.table());
     println!("wrote {png}");
+    Ok(())
+}
+
+/// A loaded report's sizes and accuracies, checked before anything is drawn from it.
+fn check_report(r: &eval::Report) -> Result<(), String> {
+    if r.timesteps > MAX_TIMESTEPS {
+        return Err(format!("timesteps {} is above the maximum {MAX_TIMESTEPS}", r.timesteps));
+    }
+    if r.results.is_empty() {
+        return Err("no results to plot".into());
+    }
+    let steps = r.timesteps + 1;
+    let acc = |what: &str, v: f64| -> Result<(), String> {
+        if v.is_finite() && (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{what}: accuracy {v} is not a finite value in [0, 1]"))
+        }
+    };
+    for row in &r.results {
+        let name = row.noise.label();
+        if row.timesteps.len() != steps {
+            return Err(format!("row {name}: {} accuracies, expected {steps} (timesteps 0..={})", row.timesteps.len(), r.timesteps));
+        }
+        acc(&format!("row {name} feedforward"), row.feedforward)?;
+        for (t, &v) in row.timesteps.iter().enumerate() {
+            acc(&format!("row {name} timestep {t}"), v)?;
+        }
+        if !row.paired.is_empty() && row.paired.len() != steps {
+            return Err(format!("row {name}: {} paired statistics, expected {steps}", row.paired.len()));
+        }
+    }
+    if let Some(c) = &r.corruption_summary {
+        if c.timesteps.len() != steps || c.relative_error.len() > steps {
+            return Err(format!("corruption summary: {} accuracies, expected {steps}", c.timesteps.len()));
+        }
+        acc("corruption summary feedforward", c.feedforward)?;
+        for (t, &v) in c.timesteps.iter().enumerate() {
+            acc(&format!("corruption summary timestep {t}"), v)?;
+        }
+        if let Some(v) = c.relative_error.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(format!("corruption summary: relative error {v} is not finite and ≥ 0"));
+        }
+    }
     Ok(())
 }
