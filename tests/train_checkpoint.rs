@@ -242,3 +242,83 @@ fn the_fast_timestep0_path_equals_the_runtime_reconstruction_grads() {
         assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{na}");
     }
 }
+
+#[test]
+fn resume_validates_the_whole_checkpoint_before_applying_it() {
+    let dir = temp_dir("ckpt-resume-validate");
+    let data = synthetic_set(16, 1);
+    let net = tiny_net("PTiny", "", 6);
+    let cfg = config(OptimizerConfig::Sgd { lr: 0.01, weight_decay: 0.0, momentum: 0.9 }, None);
+    let mut tr = Trainer::new(&net, cfg.clone()).unwrap();
+    tr.run(&data, None, Some(1)).unwrap();
+    let good = tr.checkpoint().unwrap();
+    let before = weights(net.pnet());
+    let buf_key = good.optimizer.as_ref().unwrap().buffers.keys().next().unwrap().clone();
+    let w_key = good.weights.keys().next().unwrap().clone();
+    type Edit = Box<dyn Fn(&mut Checkpoint)>;
+    let cases: Vec<(&str, Edit, Vec<String>)> = vec![
+        ("epoch-max", Box::new(|c| c.position.epoch = usize::MAX), vec!["epoch".into()]),
+        ("epoch-past", Box::new(|c| c.position.epoch = 4), vec!["epoch".into()]),
+        ("global-max", Box::new(|c| c.position.global_step = u64::MAX), vec!["global_step".into()]),
+        ("running-max", Box::new(|c| { c.extra.insert("running".into(), format!("[[0.0,0.0],{}]", u64::MAX)); }), vec!["running".into()]),
+        ("nan-buffer", Box::new({ let k = buf_key.clone(); move |c| { let b = c.optimizer.as_mut().unwrap().buffers.get_mut(&k).unwrap(); *b = b.affine(0.0, f64::NAN).unwrap(); } }), vec![buf_key.clone(), "not finite".into()]),
+        ("nan-weight", Box::new({ let k = w_key.clone(); move |c| { let b = c.weights.get_mut(&k).unwrap(); *b = b.affine(0.0, f64::INFINITY).unwrap(); } }), vec![w_key.clone(), "not finite".into()]),
+        ("shape-buffer", Box::new({ let k = buf_key.clone(); move |c| { c.optimizer.as_mut().unwrap().buffers.insert(k.clone(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()); } }), vec![buf_key.clone()]),
+        ("dtype-buffer", Box::new({ let k = buf_key.clone(); move |c| { let b = c.optimizer.as_mut().unwrap().buffers.get_mut(&k).unwrap(); *b = b.to_dtype(DType::F64).unwrap(); } }), vec![buf_key.clone()]),
+    ];
+    for (name, edit, needles) in &cases {
+        let mut ck = good.clone();
+        // modify the weights too, so that a partial application would show
+        for t in ck.weights.values_mut() {
+            *t = t.affine(1.0, 0.5).unwrap();
+        }
+        edit(&mut ck);
+        let path = dir.join(format!("{name}.safetensors"));
+        ck.save(&path).unwrap();
+        let e = Trainer::resume(&net, cfg.clone(), &path).err().unwrap_or_else(|| panic!("{name} resumed")).to_string();
+        assert!(e.contains(&format!("{name}.safetensors")), "{name}: {e}");
+        for n in needles {
+            assert!(e.contains(n.as_str()), "{name}: `{e}` does not mention `{n}`");
+        }
+        assert_eq!(weights(net.pnet()), before, "{name}: weights partly applied");
+    }
+    // step_in_epoch past the epoch's batches: an error naming the file, not a skipped epoch
+    let mut ck = good.clone();
+    ck.position.step_in_epoch = usize::MAX;
+    ck.position.global_step = u64::MAX / 4;
+    ck.extra.remove("running");
+    let path = dir.join("step-max.safetensors");
+    ck.save(&path).unwrap();
+    let r = Trainer::resume(&net, cfg.clone(), &path).and_then(|mut t| t.run(&data, None, None));
+    expect_checkpoint_error(r, &["step-max.safetensors"]);
+    let mut ck = good.clone();
+    ck.position.step_in_epoch = 2; // 16 images, batch 8: 2 batches per epoch
+    ck.position.global_step = 2;
+    ck.extra.remove("running");
+    let path = dir.join("step-past.safetensors");
+    ck.save(&path).unwrap();
+    let r = Trainer::resume(&net, cfg.clone(), &path).and_then(|mut t| t.run(&data, None, None));
+    expect_checkpoint_error(r, &["step-past.safetensors", "step 2"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn non_finite_weights_stop_training_before_a_checkpoint_is_written() {
+    let dir = temp_dir("ckpt-nonfinite");
+    let path = dir.join("ck.safetensors");
+    let data = synthetic_set(16, 1);
+    let net = tiny_net("PTiny", "", 6);
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        checkpoint: Some(path.clone()),
+        checkpoint_every: 1,
+        optimizer: OptimizerConfig::Sgd { lr: 1e300, weight_decay: 0.0, momentum: 0.0 },
+        progress: false,
+        ..TrainConfig::default()
+    };
+    let e = Trainer::new(&net, cfg).unwrap().run(&data, None, None).unwrap_err();
+    assert!(matches!(e, Error::Diverged { .. }), "{e}");
+    assert!(!path.exists(), "a checkpoint was written after a non-finite step");
+    let _ = std::fs::remove_dir_all(&dir);
+}

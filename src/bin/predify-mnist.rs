@@ -56,7 +56,7 @@ data and model:
   --out DIR                 output directory (default: out)
 feedback training:
   --epochs N                epochs (default 1; 0 = keep the feedback weights as they are)
-  --batch-size N            training batch size (default 32)
+  --batch-size N            training batch size (default 32; batch sizes 1..=65536)
   --lr X                    learning rate (default 0.01)
   --optimizer sgd|rmsprop|adam   (default sgd, momentum 0.9, weight decay 5e-4)
   --momentum X  --weight-decay X
@@ -72,7 +72,7 @@ tuning (hyperparameter optimisation, off by default):
   --tune-batch N            images per tuning batch (default 100)
   --tune-noise LIST         noise conditions for tuning (default gauss:0.5,gauss:1.0)
 evaluation:
-  -T, --timesteps N         last timestep T; accuracy at 0..=T (default 10)
+  -T, --timesteps N         last timestep T; accuracy at 0..=T (default 10, at most 10000)
   --sigmas LIST             Gaussian sigmas on the normalised input (default 0.5,1.0)
   --sp LIST                 salt-and-pepper fractions (default 0.2)
   --eval-batch N            evaluation batch size (default 500; one state per batch)
@@ -242,10 +242,55 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
     if !["mnist", "fashion"].contains(&a.dataset.as_str()) {
         return Err(format!("--dataset {}: expected mnist or fashion", a.dataset).into());
     }
-    if a.batch_size == 0 || a.eval_batch == 0 || a.tune_batch == 0 {
-        return Err("batch sizes must be at least 1".into());
-    }
+    validate_args(&a)?;
     Ok(Some(a))
+}
+
+/// The largest last timestep `-T` accepted (the evaluation keeps one accuracy per timestep and
+/// unrolls the network that many passes).
+pub const MAX_TIMESTEPS: usize = 10_000;
+/// The largest batch size accepted by `--batch-size`, `--eval-batch` and `--tune-batch`.
+pub const MAX_BATCH: usize = 65_536;
+
+/// Range checks of the numbers parsed from the command line, each error naming its flag; run
+/// before anything is loaded.
+fn validate_args(a: &Args) -> BoxResult<()> {
+    fn check(ok: bool, flag: &str, v: f64, want: &str) -> BoxResult<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{flag} {v}: expected {want}").into())
+        }
+    }
+    for &s in &a.sigmas {
+        check(s.is_finite() && s >= 0.0, "--sigmas", s as f64, "finite values ≥ 0")?;
+    }
+    for &p in &a.sp {
+        check(p.is_finite() && (0.0..=1.0).contains(&p), "--sp", p as f64, "finite fractions in [0, 1]")?;
+    }
+    if let Some(lr) = a.lr {
+        check(lr.is_finite() && lr > 0.0, "--lr", lr, "a finite value > 0")?;
+    }
+    if let Some(wd) = a.weight_decay {
+        check(wd.is_finite() && wd >= 0.0, "--weight-decay", wd, "a finite value ≥ 0")?;
+    }
+    if let Some(m) = a.momentum {
+        check(m.is_finite() && (0.0..1.0).contains(&m), "--momentum", m, "a finite value in [0, 1)")?;
+    }
+    if let Some((t0, tm, eta)) = a.cosine {
+        check(t0.is_finite() && t0 > 0.0, "--cosine", t0, "T0 finite and > 0")?;
+        check(tm.is_finite() && tm >= 1.0, "--cosine", tm, "TMULT finite and ≥ 1")?;
+        check(eta.is_finite() && eta >= 0.0, "--cosine", eta, "ETAMIN finite and ≥ 0")?;
+    }
+    if a.timesteps > MAX_TIMESTEPS {
+        return Err(format!("-T/--timesteps {}: at most {MAX_TIMESTEPS}", a.timesteps).into());
+    }
+    for (flag, b) in [("--batch-size", a.batch_size), ("--eval-batch", a.eval_batch), ("--tune-batch", a.tune_batch)] {
+        if b == 0 || b > MAX_BATCH {
+            return Err(format!("{flag} {b}: expected 1..={MAX_BATCH}").into());
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -570,8 +615,53 @@ fn replot(raw: &[String]) -> BoxResult<()> {
     };
     let text = std::fs::read_to_string(json).map_err(|e| format!("{json}: {e}"))?;
     let report: eval::Report = serde_json::from_str(&text).map_err(|e| format!("{json}: not a robustness report: {e}"))?;
+    check_report(&report).map_err(|e| format!("{json}: {e}"))?;
     report.plot(Path::new(png))?;
     println!("{}", report.table());
     println!("wrote {png}");
+    Ok(())
+}
+
+/// A loaded report's sizes and accuracies, checked before anything is drawn from it.
+fn check_report(r: &eval::Report) -> Result<(), String> {
+    if r.timesteps > MAX_TIMESTEPS {
+        return Err(format!("timesteps {} is above the maximum {MAX_TIMESTEPS}", r.timesteps));
+    }
+    if r.results.is_empty() {
+        return Err("no results to plot".into());
+    }
+    let steps = r.timesteps + 1;
+    let acc = |what: &str, v: f64| -> Result<(), String> {
+        if v.is_finite() && (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{what}: accuracy {v} is not a finite value in [0, 1]"))
+        }
+    };
+    for row in &r.results {
+        let name = row.noise.label();
+        if row.timesteps.len() != steps {
+            return Err(format!("row {name}: {} accuracies, expected {steps} (timesteps 0..={})", row.timesteps.len(), r.timesteps));
+        }
+        acc(&format!("row {name} feedforward"), row.feedforward)?;
+        for (t, &v) in row.timesteps.iter().enumerate() {
+            acc(&format!("row {name} timestep {t}"), v)?;
+        }
+        if !row.paired.is_empty() && row.paired.len() != steps {
+            return Err(format!("row {name}: {} paired statistics, expected {steps}", row.paired.len()));
+        }
+    }
+    if let Some(c) = &r.corruption_summary {
+        if c.timesteps.len() != steps || c.relative_error.len() > steps {
+            return Err(format!("corruption summary: {} accuracies, expected {steps}", c.timesteps.len()));
+        }
+        acc("corruption summary feedforward", c.feedforward)?;
+        for (t, &v) in c.timesteps.iter().enumerate() {
+            acc(&format!("corruption summary timestep {t}"), v)?;
+        }
+        if let Some(v) = c.relative_error.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(format!("corruption summary: relative error {v} is not finite and ≥ 0"));
+        }
+    }
     Ok(())
 }

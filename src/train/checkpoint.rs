@@ -164,6 +164,24 @@ impl Checkpoint {
         Ok(Self { network: get("network")?.clone(), weights, optimizer, position, extra })
     }
 
+    /// Every tensor (weights and optimiser buffers) finite; the error names the file and the
+    /// tensor.
+    pub fn check_finite(&self, path: &Path) -> Result<(), Error> {
+        let buffers = self.optimizer.iter().flat_map(|o| o.buffers.iter().map(|(k, t)| (format!("{OPTIMIZER_PREFIX}{k}"), t)));
+        for (name, t) in self.weights.iter().map(|(k, t)| (k.clone(), t)).chain(buffers) {
+            let finite = t
+                .to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all()?.to_vec1::<f64>())
+                .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), message: format!("tensor `{name}`: {e}") })?
+                .iter()
+                .all(|v| v.is_finite());
+            if !finite {
+                return Err(Error::Checkpoint { path: path.to_path_buf(), message: format!("tensor `{name}` is not finite (NaN or infinite values)") });
+            }
+        }
+        Ok(())
+    }
+
     /// Check that this checkpoint belongs to `pnet` (same network name, exactly its feedback
     /// parameters, same shapes) and copy its weights into the network's variables. Nothing is
     /// changed unless every check passes. `path` names the file in errors.

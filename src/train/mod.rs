@@ -198,7 +198,12 @@ pub struct Trainer<'m, M: Predified> {
     /// Σ of the per-pcoder losses and the number of batches in the epoch in progress.
     running: (Vec<f64>, usize),
     history: Vec<EpochReport>,
+    /// The checkpoint this trainer was resumed from (named in errors about its position).
+    resumed_from: Option<std::path::PathBuf>,
 }
+
+/// Headroom a resumed `global_step` must leave below `u64::MAX`.
+const MAX_STEPS_AHEAD: u64 = 1 << 40;
 
 impl<'m, M: Predified + Sync> Trainer<'m, M> {
     /// A trainer at the start of training.
@@ -217,6 +222,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             position: Position { seed: config.seed, batch_size: config.batch_size, ..Position::default() },
             running: (vec![0.0; n], 0),
             history: Vec::new(),
+            resumed_from: None,
             config,
         })
     }
@@ -236,26 +242,69 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
                 ck.position.seed, ck.position.batch_size, t.config.seed, t.config.batch_size
             )));
         }
-        ck.apply_to(model.pnet(), path)?;
+        // Everything is checked before anything is applied: a rejected checkpoint leaves the
+        // model and the optimiser as they were.
+        let p = ck.position;
+        if p.epoch > t.config.epochs || (p.epoch == t.config.epochs && p.step_in_epoch > 0) {
+            return Err(bad(format!(
+                "position epoch {} step {} is past the {} configured epoch(s)",
+                p.epoch, p.step_in_epoch, t.config.epochs
+            )));
+        }
+        if p.global_step < p.step_in_epoch as u64 || p.global_step.checked_add(MAX_STEPS_AHEAD).is_none() {
+            return Err(bad(format!("global_step {} is inconsistent with step_in_epoch {}", p.global_step, p.step_in_epoch)));
+        }
+        ck.check_finite(path)?;
         if let Some(o) = &ck.optimizer {
-            t.optimizer.load_state(o).map_err(|e| bad(e.to_string()))?;
-            for key in o.buffers.keys() {
+            if o.steps > p.global_step {
+                return Err(bad(format!("optimizer.steps {} exceeds global_step {}", o.steps, p.global_step)));
+            }
+            for (key, buf) in &o.buffers {
                 let param = key.rsplit_once('.').map(|(p, _)| p).unwrap_or(key);
-                if !t.vars.iter().any(|(n, _)| n == param) {
+                let Some((_, var)) = t.vars.iter().find(|(n, _)| n == param) else {
                     return Err(bad(format!("optimizer state `{key}` is for no parameter of {}", model.pnet().name())));
+                };
+                if buf.dims() != var.dims() || buf.dtype() != var.dtype() {
+                    return Err(bad(format!(
+                        "optimizer state `{key}`: {:?} {:?} in the file, the parameter is {:?} {:?}",
+                        buf.dtype(),
+                        buf.dims(),
+                        var.dtype(),
+                        var.dims()
+                    )));
                 }
             }
         }
-        t.position = ck.position;
-        if let Some(h) = ck.extra.get("history") {
-            t.history = serde_json::from_str(h).map_err(|e| bad(format!("metadata `history`: {e}")))?;
-        }
+        let history: Vec<EpochReport> = match ck.extra.get("history") {
+            Some(h) => serde_json::from_str(h).map_err(|e| bad(format!("metadata `history`: {e}")))?,
+            None => Vec::new(),
+        };
+        let mut running = None;
         if let Some(r) = ck.extra.get("running") {
             let (sums, count): (Vec<f64>, usize) = serde_json::from_str(r).map_err(|e| bad(format!("metadata `running`: {e}")))?;
+            if count > p.step_in_epoch || sums.iter().any(|s| !s.is_finite()) {
+                return Err(bad(format!("metadata `running`: count {count} (step_in_epoch {}) or sums {sums:?} invalid", p.step_in_epoch)));
+            }
             if sums.len() == t.running.0.len() {
-                t.running = (sums, count);
+                running = Some((sums, count));
             }
         }
+        // A copy of the optimiser loads the state first, so that its own checks cannot leave
+        // the weights applied and the optimiser not.
+        if let Some(o) = &ck.optimizer {
+            let mut probe = t.config.optimizer.build();
+            probe.load_state(o).map_err(|e| bad(e.to_string()))?;
+        }
+        ck.apply_to(model.pnet(), path)?;
+        if let Some(o) = &ck.optimizer {
+            t.optimizer.load_state(o).map_err(|e| bad(e.to_string()))?;
+        }
+        t.position = p;
+        t.history = history;
+        if let Some(r) = running {
+            t.running = r;
+        }
+        t.resumed_from = Some(path.to_path_buf());
         Ok(t)
     }
 
@@ -296,7 +345,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
     /// batch and timestep 0 does not mix samples, so this is the whole batch's loss and gradient
     /// (up to float rounding, and the same for the same `chunks` on every run).
     pub fn step_batch(&mut self, x: &Tensor) -> Result<Vec<f32>> {
-        let (epoch, step) = (self.position.epoch + 1, self.position.step_in_epoch + 1);
+        let (epoch, step) = (self.position.epoch.saturating_add(1), self.position.step_in_epoch.saturating_add(1));
         let diverged = |message: String| Error::Diverged { epoch, step, message };
         let n = x.dims()[0];
         let chunks = self.config.chunks.clamp(1, n.max(1));
@@ -342,6 +391,11 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             }
         }
         self.optimizer.step(&self.vars, &grads)?;
+        for (name, var) in &self.vars {
+            if !predify_runtime::tensor_io::all_finite(var.as_tensor())? {
+                return Err(diverged(format!("parameter `{name}` is not finite after the update")));
+            }
+        }
         Ok(per_pcoder)
     }
 
@@ -362,6 +416,13 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             Some((t0, tm, eta)) => Some(CosineWarmRestarts::new(self.config.optimizer.lr(), t0, tm, eta)?),
             None => None,
         };
+        if self.position.step_in_epoch >= nb && self.position.step_in_epoch > 0 {
+            let message = format!("position step {} of epoch {} is past the {nb} batches of an epoch", self.position.step_in_epoch, self.position.epoch);
+            return Err(match &self.resumed_from {
+                Some(path) => Error::Checkpoint { path: path.clone(), message },
+                None => Error::Config(message),
+            });
+        }
         let mut done = 0u64;
         while self.position.epoch < self.config.epochs {
             let epoch = self.position.epoch;
