@@ -39,5 +39,15 @@ fn backbone_training_learns_and_round_trips() {
     candle_core::safetensors::save(&t, &missing).unwrap();
     let e = supervised::load_backbone(&missing).err().unwrap().to_string();
     assert!(e.contains("missing.safetensors") && e.contains("fc.bias"), "{e}");
+    // an all-NaN backbone is refused, naming the file and the tensor
+    let t: std::collections::HashMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.affine(0.0, f64::NAN).unwrap()))
+        .collect();
+    let nan = dir.join("nan.safetensors");
+    candle_core::safetensors::save(&t, &nan).unwrap();
+    let e = supervised::load_backbone(&nan).err().unwrap().to_string();
+    assert!(e.contains("nan.safetensors") && (e.contains("weight") || e.contains("bias")), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

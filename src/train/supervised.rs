@@ -127,7 +127,9 @@ pub fn load_backbone(path: &Path) -> Result<Mnist8> {
             _ => {}
         }
     }
-    Ok(Mnist8::load(candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))?)
+    // The layers reject non-finite or mistyped weights; say which file they came from.
+    Mnist8::load(candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+        .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// Classification accuracy of the backbone on `set`.
