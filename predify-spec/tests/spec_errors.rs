@@ -324,7 +324,7 @@ predictor = "ReLU()"
     assert_eq!(lines, vec![
         "1:8: name: expected an identifier (letters, digits, `_`, not starting with a digit), found \"P-1\"",
         "2:14: input_size: expected 3 or 4 positive integers ([C, H, W] or [C, D, H, W]), found [3, 0]",
-        "3:1: typo: unknown key (expected one of: name, input_size, gradient_scaling, shared_hyperparameters, imports, pcoders)",
+        "3:1: typo: unknown key (expected one of: name, input_size, gradient_scaling, shared_hyperparameters, error_scaling, imports, pcoders)",
         "6:13: pcoder 1: module: invalid module path: at byte 2: expected a name or an index, found '.'",
         "7:25: pcoder 1: predictor: invalid predictor: at byte 11: Conv2d is missing required argument `kernel_size`",
         "8:32: pcoder 1: hyperparameters.feedforward: expected a finite number >= 0, found -1.0",
