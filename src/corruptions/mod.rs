@@ -82,7 +82,7 @@ pub enum Corruption {
     CannyEdges,
 }
 
-/// [`Corruption::from_str`]'s error: the name is not one of [`Corruption::ALL`]'s.
+/// The error of `Corruption`'s `FromStr`: the name is not one of [`Corruption::ALL`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownCorruption(pub String);
 
