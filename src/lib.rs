@@ -148,7 +148,7 @@ pub use candle_nn;
 /// | hyperparameters | `fn hyperparameters(&self, i: usize) -> Result<Hyperparameters>`, `set_hyperparameters(&mut self, i, h)`, `logits(&self, i) -> Result<HyperLogits>`, `set_logits(&mut self, i, l)` | β/λ/α of pcoder `i` (0-based), as values or Predify's learnable logits |
 /// | feedback weights | `fn feedback_vars(&self) -> Vec<(String, Var)>`, `fn reconstruction_grads(&self, state: &State) -> Result<ReconstructionGrads>` | the predictor parameters by Predify's names, and Predify's feedback-training loss and gradients |
 ///
-/// `Result` is [`predify::Result`](Result), `Tensor`/`Var` Candle's, `VarBuilder` candle-nn's.
+/// `Result` is [`Result`] (`predify::Result`), `Tensor`/`Var` Candle's, `VarBuilder` candle-nn's.
 /// Bring the trait into scope to call its methods (`use predify::Predified;` or
 /// `use predify::prelude::*;`). On a spec error the macro still emits the type, with bodies
 /// that never run, so that the only errors reported are the spec's.
