@@ -5,30 +5,7 @@ use super::report::AttackReport;
 use crate::common::{Error, Result};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
-
-const FONT: &str = "sans-serif";
-
-/// Distinct line colours (matplotlib's first eight), cycled.
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The evaluation's plot may have registered the same font under the same name already;
-        // registering again replaces it with itself.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
-    });
-}
+use crate::eval::plot::{register_font, COLORS, FONT};
 
 /// Draw `report` to a PNG at `path` (a temporary file in the same directory, then renamed, so a
 /// failed drawing never leaves half a file).

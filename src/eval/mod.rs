@@ -31,7 +31,7 @@
 //! defaults, the paper's, either with α = 0).
 
 mod hyper;
-mod plot;
+pub(crate) mod plot;
 
 pub use crate::noise::Noise;
 pub use hyper::{current as current_hyperparameters, HyperPreset};

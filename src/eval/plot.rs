@@ -7,9 +7,11 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-const FONT: &str = "sans-serif";
+/// The font name plots draw with (DejaVu Sans, registered by [`register_font`]).
+pub(crate) const FONT: &str = "sans-serif";
 
-fn register_font() {
+/// Register the embedded DejaVu Sans under [`FONT`] (once per process).
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // DejaVu Sans is a valid TrueType font; registration cannot fail for it.
@@ -17,7 +19,8 @@ fn register_font() {
     });
 }
 
-const COLORS: [RGBColor; 8] = [
+/// Distinct line colours (matplotlib's first eight), cycled.
+pub(crate) const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
