@@ -103,9 +103,35 @@ pub fn paired_difference(counts: PairedCounts, level: f64, resamples: usize, mut
             (b - a) as f64 / n as f64
         })
         .collect();
-    diffs.sort_by(f64::total_cmp);
+    let (lo, hi) = percentile_interval(&mut diffs, level);
+    PairedDifference { difference, lo, hi, p_value }
+}
+
+/// One bootstrap resample of `n` images as weights: how often each image was drawn (the weights
+/// sum to `n`), drawn with `uniform` (values in `[0, 1)`). For statistics that need more than
+/// the four cells of [`PairedCounts`], e.g. a mean over several conditions scored on the same
+/// images: every condition is then weighted by the same resample.
+pub fn resample_weights(n: usize, mut uniform: impl FnMut() -> f64) -> Vec<u32> {
+    let mut w = vec![0u32; n];
+    for _ in 0..n {
+        // `uniform() < 1`, so the index is below n; `min` guards a source that breaks that.
+        let i = ((uniform() * n as f64) as usize).min(n.saturating_sub(1));
+        w[i] += 1;
+    }
+    w
+}
+
+/// The `level` (e.g. 0.95) percentile interval of bootstrap statistics `values` (sorted in
+/// place; NaN values, from resamples where the statistic is undefined, are left out). NaN bounds
+/// if no value is finite.
+pub fn percentile_interval(values: &mut Vec<f64>, level: f64) -> (f64, f64) {
+    values.retain(|v| !v.is_nan());
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    values.sort_by(f64::total_cmp);
     let alpha = (1.0 - level.clamp(0.0, 1.0)) / 2.0;
-    PairedDifference { difference, lo: quantile(&diffs, alpha), hi: quantile(&diffs, 1.0 - alpha), p_value }
+    (quantile(values, alpha), quantile(values, 1.0 - alpha))
 }
 
 /// The `q`-quantile of sorted values, linearly interpolated.
@@ -192,5 +218,25 @@ mod tests {
         let small = PairedCounts { both: 8000, only_a: 340, only_b: 360, neither: 1300 };
         let s = paired_difference(small, 0.95, 400, uniform(7));
         assert!(!s.significant() && s.p_value > 0.4, "{s:?}");
+    }
+
+    #[test]
+    fn resample_weights_draw_every_image_equally_often() {
+        let w = resample_weights(1000, uniform(3));
+        assert_eq!(w.iter().sum::<u32>(), 1000);
+        // About 1/e of the images are left out of a resample of the same size.
+        let left_out = w.iter().filter(|&&k| k == 0).count();
+        assert!((330..=410).contains(&left_out), "{left_out}");
+        assert!(resample_weights(0, uniform(3)).is_empty());
+    }
+
+    #[test]
+    fn percentile_interval_skips_undefined_resamples() {
+        let mut v: Vec<f64> = (0..=100).map(f64::from).collect();
+        v.push(f64::NAN);
+        let (lo, hi) = percentile_interval(&mut v, 0.9);
+        assert!((lo - 5.0).abs() < 1e-9 && (hi - 95.0).abs() < 1e-9, "{lo} {hi}");
+        let (lo, hi) = percentile_interval(&mut vec![f64::NAN], 0.95);
+        assert!(lo.is_nan() && hi.is_nan());
     }
 }

@@ -166,6 +166,17 @@ fn reports_do_not_depend_on_batch_size_or_thread_count() {
     for (batch, threads) in [(5, 2), (16, 1), (37, 2)] {
         assert_eq!(run(&net, batch, threads), reference, "batch {batch}, {threads} threads");
     }
+    // The main job's template: gradient-scaled pcoders with per-sample error scaling are
+    // batch-invariant at Predify's α too.
+    let net = tiny_net("PTiny", "gradient_scaling = true\nerror_scaling = \"per_sample\"", 4);
+    let reference = run(&net, 37, 1);
+    assert_eq!(run(&net, 5, 2), reference);
+    let s = reference.corruption_summary.as_ref().expect("summary");
+    assert_eq!((s.diff_interval.len(), s.relative_error_interval.len()), (4, 4));
+    for (t, &[lo, hi]) in s.diff_interval.iter().enumerate() {
+        let d = s.diff(t).unwrap();
+        assert!(lo <= d + 1e-12 && d <= hi + 1e-12, "t{t}: {d} outside [{lo}, {hi}]");
+    }
 }
 
 /// A corruption changes the images (and so the accuracy, on a set the network classifies) and
@@ -193,6 +204,10 @@ fn corruptions_are_conditions_of_the_evaluation() {
     assert!((s.feedforward - mean_ff).abs() < 1e-12);
     assert!((s.relative_error[0] - 1.0).abs() < 1e-12, "t0 = ff: relative error 1, got {:?}", s.relative_error);
     assert!(r.table().contains("zigzag") && r.corruption_table().contains("relative error"));
+    assert!(r.corruption_table().contains("t3 against ff, 95% CI: mean accuracy"), "{}", r.corruption_table());
+    let csv = r.summary_csv();
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with(",0,3,"), "{csv}");
     // The corrupted image itself: the same for any batch position, and not the clean one.
     let (x, _) = data.batch(0, 2, &candle_core::Device::Cpu).unwrap();
     let a = Noise::Corruption(Corruption::Zigzag).apply_indexed(&x, 3, 10, (0.0, 1.0)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -11,15 +11,17 @@
 //! Every random draw comes from `(seed, condition, image index)` only
 //! ([`Noise::apply_indexed`]), so the corrupted images, and with them the table, are the same for
 //! any batch size and thread count. The network's dynamics are another matter: with plain
-//! `PCoder`s (no gradient scaling) the error term is the gradient of a mean over the batch, as
-//! in Predify, so its size depends on the batch size when α > 0; the batch size is then part of
-//! the result (it is in the report). With gradient scaling or α = 0 it is not.
+//! `PCoder`s (no gradient scaling) and Predify's batch-mean error scaling the error term is the
+//! gradient of a mean over the batch, so its size depends on the batch size when α > 0; the
+//! batch size is then part of the result (it is in the report). With gradient scaling,
+//! `error_scaling = "per_sample"` (the main job's template uses both) or α = 0 it is not.
 //!
 //! Each timestep is compared with the plain network on the same images ([`Paired`]): the
 //! accuracy difference with a [`CONFIDENCE`] percentile-bootstrap interval over images
 //! ([`BOOTSTRAP_RESAMPLES`] resamples, seeded from `(seed, condition, timestep)`) and the exact
 //! McNemar p-value ([`crate::stats`]). The corruptions are summarised by their mean accuracy and
-//! a relative corruption error in the spirit of mCE ([`CorruptionSummary`]).
+//! a relative corruption error in the spirit of mCE ([`CorruptionSummary`]), both with a paired
+//! bootstrap interval over images.
 //!
 //! The set is any [`Dataset`] whose items have the network's input shape. The noise models are
 //! [`crate::noise::Noise`] (re-exported here, since [`EvalConfig`] lists them); set
@@ -32,9 +34,11 @@
 
 mod hyper;
 pub(crate) mod plot;
+mod summary;
 
 pub use crate::noise::Noise;
 pub use hyper::{current as current_hyperparameters, HyperPreset};
+pub use summary::CorruptionSummary;
 
 use crate::common::progress::progress_bar;
 use crate::common::{write_atomic, Error, Result, Rng};
@@ -157,43 +161,6 @@ impl NoiseResult {
     }
 }
 
-/// The corruption suite summarised over its corruptions, per timestep.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CorruptionSummary {
-    /// Corruptions in the mean.
-    pub corruptions: usize,
-    /// Mean accuracy of the feedforward network over the corruptions.
-    pub feedforward: f64,
-    /// Mean accuracy of the predified network at timesteps `0..=T`.
-    pub timesteps: Vec<f64>,
-    /// Relative corruption error in the spirit of mCE: the mean over corruptions of
-    /// `err_c(t) / err_c(ff)`, the error normalised by the plain network's (1 = no change, below
-    /// 1 = fewer errors), at timesteps `0..=T`. Corruptions the plain network makes no error on
-    /// are left out (the ratio is undefined).
-    pub relative_error: Vec<f64>,
-    /// Corruptions in [`CorruptionSummary::relative_error`]'s mean.
-    pub relative_error_corruptions: usize,
-}
-
-impl CorruptionSummary {
-    /// The summary of the corruption conditions among `results`; `None` if there are none.
-    pub fn of(results: &[NoiseResult]) -> Option<Self> {
-        let cs: Vec<&NoiseResult> = results.iter().filter(|r| r.noise.is_corruption()).collect();
-        let steps = cs.first()?.timesteps.len();
-        let k = cs.len() as f64;
-        let feedforward = cs.iter().map(|r| r.feedforward).sum::<f64>() / k;
-        let timesteps = (0..steps).map(|t| cs.iter().map(|r| r.timesteps[t]).sum::<f64>() / k).collect();
-        let defined: Vec<&&NoiseResult> = cs.iter().filter(|r| r.feedforward < 1.0).collect();
-        let relative_error = (0..steps)
-            .map(|t| {
-                let sum: f64 = defined.iter().map(|r| (1.0 - r.timesteps[t]) / (1.0 - r.feedforward)).sum();
-                if defined.is_empty() { f64::NAN } else { sum / defined.len() as f64 }
-            })
-            .collect();
-        Some(Self { corruptions: cs.len(), feedforward, timesteps, relative_error, relative_error_corruptions: defined.len() })
-    }
-}
-
 /// The result of [`evaluate`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
@@ -289,6 +256,8 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         let paired = paired.by_ref().take(steps).collect::<Result<Vec<_>>>()?;
         results.push(NoiseResult { noise, images: n, feedforward: acc(ff), timesteps: per_t.iter().map(|v| acc(v)).collect(), paired });
     }
+    let corrupted: Vec<summary::Outcomes<'_>> =
+        config.noises.iter().zip(&cells).filter(|(noise, _)| noise.is_corruption()).map(|(_, (ff, per_t))| (ff.as_slice(), per_t.as_slice())).collect();
     let pnet = model.pnet();
     let hyperparameters = (0..pnet.len())
         .map(|i| pnet.hyperparameters(i).map(|h| [h.feedforward, h.feedback, h.pc]))
@@ -301,7 +270,7 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         batch_size: config.batch_size,
         seed: config.seed,
         hyperparameters,
-        corruption_summary: CorruptionSummary::of(&results),
+        corruption_summary: CorruptionSummary::with_intervals(&results, &corrupted, config.seed),
         results,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -376,6 +345,10 @@ impl Report {
         s.push('\n');
         s.push_str(&ce);
         s.push('\n');
+        let last = c.timesteps.len().saturating_sub(1);
+        if let Some((d, re)) = c.display(last) {
+            s.push_str(&format!("t{last} against ff, {:.0}% CI: mean accuracy {d} points; relative error {re}\n", 100.0 * CONFIDENCE));
+        }
         s
     }
 
@@ -399,12 +372,35 @@ impl Report {
         s
     }
 
+    /// The corruption summary as CSV, one row per timestep (empty without corruptions):
+    /// `config,timestep,corruptions,feedforward,mean_accuracy,diff,diff_lo,diff_hi,relative_error,relative_error_lo,relative_error_hi`
+    /// (fractions; the intervals as in [`CorruptionSummary`], empty where not computed).
+    pub fn summary_csv(&self) -> String {
+        let Some(c) = &self.corruption_summary else { return String::new() };
+        let mut s = String::from("config,timestep,corruptions,feedforward,mean_accuracy,diff,diff_lo,diff_hi,relative_error,relative_error_lo,relative_error_hi\n");
+        let pair = |v: Option<&[f64; 2]>| v.map_or(String::from(","), |[lo, hi]| format!("{lo:.6},{hi:.6}"));
+        for (t, a) in c.timesteps.iter().enumerate() {
+            let re = c.relative_error.get(t).copied().unwrap_or(f64::NAN);
+            s.push_str(&format!(
+                "{},{t},{},{:.6},{a:.6},{:.6},{},{re:.6},{}\n",
+                self.label,
+                c.corruptions,
+                c.feedforward,
+                a - c.feedforward,
+                pair(c.diff_interval.get(t)),
+                pair(c.relative_error_interval.get(t))
+            ));
+        }
+        s
+    }
+
     /// The whole report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Write `{stem}.csv`, `{stem}.json` and `{stem}.png` into `dir` (atomically each).
+    /// Write `{stem}.csv`, `{stem}.json` and `{stem}.png` into `dir` (atomically each), and
+    /// `{stem}-summary.csv` ([`Report::summary_csv`]) when the report has corruptions.
     pub fn write_files(&self, dir: &Path, stem: &str) -> Result<Vec<std::path::PathBuf>> {
         use std::io::Write;
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
@@ -414,7 +410,13 @@ impl Report {
         write_atomic(&json, |f| f.write_all(self.to_json().as_bytes()))?;
         let png = dir.join(format!("{stem}.png"));
         self.plot(&png)?;
-        Ok(vec![csv, json, png])
+        let mut files = vec![csv, json, png];
+        if self.corruption_summary.is_some() {
+            let summary = dir.join(format!("{stem}-summary.csv"));
+            write_atomic(&summary, |f| f.write_all(self.summary_csv().as_bytes()))?;
+            files.push(summary);
+        }
+        Ok(files)
     }
 
     /// Plot accuracy versus timestep: one panel per condition (its own accuracy scale), the

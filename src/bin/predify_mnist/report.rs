@@ -159,25 +159,29 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
     );
     let _ = writeln!(s, "Configurations: `predify` = the network's own hyperparameters (Predify's defaults); `paper` = β 0.8, λ 0.1, α 0.01 for every pcoder; `α=0` = the same without the error term.\n");
     // The headline: the corruption summaries side by side.
-    let _ = writeln!(s, "## Summary\n\n| configuration | clean Δlast | mean over noises Δlast (pts) | corruptions: mean accuracy ff → t{T} | relative corruption error at t{T} |\n|---|---|---|---|---|", T = args.timesteps);
+    let _ = writeln!(
+        s,
+        "## Summary\n\n| configuration | clean Δlast | mean over noises Δlast (pts) | corruptions: mean accuracy ff → t{T} | corruptions: mean Δlast (pts) | relative corruption error at t{T} |\n|---|---|---|---|---|---|",
+        T = args.timesteps
+    );
     for (label, pair) in sections {
         let noise = &pair[0].2;
         let clean = noise.results.iter().find(|r| r.noise == Noise::Clean).and_then(|r| r.paired.last()).map(|p| p.display()).unwrap_or_default();
         let noisy: Vec<f64> = noise.results.iter().filter(|r| r.noise != Noise::Clean).filter_map(|r| r.paired.last().map(|p| 100.0 * p.diff)).collect();
         let mean_noisy = if noisy.is_empty() { String::from("–") } else { format!("{:+.2}", noisy.iter().sum::<f64>() / noisy.len() as f64) };
-        let (acc, ce) = match &pair[1].2.corruption_summary {
+        let (acc, (d, ce)) = match &pair[1].2.corruption_summary {
             Some(c) => (
                 format!("{:.2} → {:.2}", 100.0 * c.feedforward, 100.0 * c.timesteps.last().copied().unwrap_or(f64::NAN)),
-                format!("{:.3}", c.relative_error.last().copied().unwrap_or(f64::NAN)),
+                c.display(c.timesteps.len().saturating_sub(1)).unwrap_or_default(),
             ),
-            None => (String::new(), String::new()),
+            None => (String::new(), Default::default()),
         };
-        let _ = writeln!(s, "| {label} | {clean} | {mean_noisy} | {acc} | {ce} |");
+        let _ = writeln!(s, "| {label} | {clean} | {mean_noisy} | {acc} | {d} | {ce} |");
     }
     let _ = writeln!(s);
-    // What α = 0 changed: with plain PCoders the error term is the gradient of a mean over the
-    // whole batch, so at large evaluation batches α·∇ is tiny and the ablation may change nothing;
-    // say so plainly rather than leave the reader to diff the tables.
+    // What α = 0 changed: the error term can be small (with plain PCoders and Predify's batch
+    // mean it is all but nothing at large batches), so the ablation may change little or
+    // nothing; say so plainly rather than leave the reader to diff the tables.
     for (label, pair) in sections.iter().filter(|(l, _)| l.ends_with(" α=0")) {
         let Some((_, with)) = sections.iter().find(|(l, _)| format!("{l} α=0") == *label) else { continue };
         let (mut changed, mut total, mut largest) = (0usize, 0usize, 0f64);
@@ -196,7 +200,7 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
         let _ = writeln!(
             s,
             "**The error term's share** (`{base}` against `{label}`): α = 0 changes {changed} of {total} accuracies (condition × timestep){}.\n",
-            if changed == 0 { String::from(": at this evaluation batch the error term has no effect on any prediction") } else { format!(", by at most {:.2} points", 100.0 * largest) }
+            if changed == 0 { String::from(": the error term has no effect on any prediction") } else { format!(", by at most {:.2} points", 100.0 * largest) }
         );
     }
     for (label, pair) in sections {
