@@ -21,9 +21,9 @@
 //! A step whose loss, gradients or updated weights are not finite is an
 //! [`Error::Diverged`] naming the epoch and step, and leaves the weights and the optimiser's
 //! state as they were before the step. Checkpoints ([`Checkpoint`], written atomically at the
-//! end of each epoch) hold the weights, the optimiser's state and the position; they load
-//! wherever a feedback checkpoint does (e.g. `predify-mnist --feedback`). Resuming a
-//! through-time run from one is not offered.
+//! end of each epoch and every [`TrainConfig::checkpoint_every`] steps) hold the weights, the
+//! optimiser's state and the position; they load wherever a feedback checkpoint does (e.g.
+//! `predify-mnist --feedback`). Resuming a through-time run from one is not offered.
 
 use super::{Checkpoint, Error, Position, Result, TrainConfig};
 use crate::common::epoch_order;
@@ -249,7 +249,8 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
     /// Train all remaining epochs on `train` (the first [`TrainConfig::train_limit`] items, in
     /// a seeded shuffle per epoch); after each epoch, evaluate on the first
     /// [`TrainConfig::val_limit`] items of `val` and write the checkpoint if
-    /// [`TrainConfig::checkpoint`] is set. Returns every finished epoch's report.
+    /// [`TrainConfig::checkpoint`] is set (also every [`TrainConfig::checkpoint_every`] steps).
+    /// Returns every finished epoch's report.
     pub fn fit(&mut self, train: &(impl Dataset + ?Sized), val: Option<&dyn Dataset>) -> Result<Vec<ThroughTimeReport>> {
         let n = self.config.train_limit.map_or(train.len(), |l| l.min(train.len()));
         if n == 0 {
@@ -278,6 +279,11 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
                 self.position.global_step += 1;
                 bar.set_position(self.position.step_in_epoch as u64);
                 bar.set_message(format!("cross-entropy {:.4}", sum / (b + 1) as f64));
+                if self.config.checkpoint_every > 0 && self.position.global_step % self.config.checkpoint_every == 0 {
+                    if let Some(p) = &self.config.checkpoint {
+                        self.save(p)?;
+                    }
+                }
             }
             bar.finish_and_clear();
             let val_loss = match val {
