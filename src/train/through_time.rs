@@ -279,7 +279,9 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
                 self.position.global_step += 1;
                 bar.set_position(self.position.step_in_epoch as u64);
                 bar.set_message(format!("cross-entropy {:.4}", sum / (b + 1) as f64));
-                if self.config.checkpoint_every > 0 && self.position.global_step % self.config.checkpoint_every == 0 {
+                // `checked_rem` is None for `checkpoint_every` 0 (off); `is_multiple_of` is newer
+                // than the workspace's rust-version.
+                if self.position.global_step.checked_rem(self.config.checkpoint_every) == Some(0) {
                     if let Some(p) = &self.config.checkpoint {
                         self.save(p)?;
                     }
