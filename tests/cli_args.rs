@@ -112,3 +112,41 @@ fn plot_rejects_malformed_reports_naming_the_file() {
         assert!(!dir.join(format!("{name}.png")).exists(), "{name}: a plot was written");
     }
 }
+
+#[test]
+fn through_time_flags_are_checked_at_parse_time() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--through-time", "0"], "--through-time 0: expected 1..=100"),
+        (&["--through-time", "101"], "--through-time 101: expected 1..=100"),
+        (&["--through-time", "-1"], "--through-time"),
+        (&["--through-time", "x"], "--through-time"),
+        (&["--through-time", "3", "--resume"], "--resume"),
+        (&["--through-time", "3", "--feedback", "f.safetensors"], "--feedback"),
+        (&["--through-time", "3", "--through-time-semantics", "both"], "--through-time-semantics both"),
+        (&["--through-time", "3", "--through-time-loss", "mean"], "--through-time-loss mean"),
+        (&["--through-time-semantics", "exact"], "only with --through-time"),
+        (&["--through-time-loss", "sum"], "only with --through-time"),
+    ];
+    for (args, want) in cases {
+        let (ok, stderr) = run(args);
+        assert!(!ok, "{args:?} accepted");
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(first.contains(want), "{args:?}: expected `{want}` in the first line: {first}");
+        assert!(!stderr.contains("predify-mnist: error:") && !stderr.contains("panicked"), "{args:?} reached the job: {stderr}");
+    }
+    // a subcommand does not train through time
+    let out = Command::new(env!("CARGO_BIN_EXE_predify-mnist")).args(["report", "--through-time", "2"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.lines().next().unwrap_or("").contains("cannot be combined with a command"), "{stderr}");
+    // in-range values get past parsing (and fail on the missing data instead)
+    let (ok, stderr) =
+        run(&["--idx-dir", "/nonexistent-predify-dir", "--through-time", "100", "--through-time-loss", "sum", "--through-time-semantics", "exact"]);
+    assert!(!ok && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("predify-mnist: error:") && !stderr.contains("--through-time"), "{stderr}");
+    // --help lists the flags
+    let out = Command::new(env!("CARGO_BIN_EXE_predify-mnist")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--through-time T", "--through-time-loss", "--through-time-semantics"] {
+        assert!(help.contains(flag), "--help does not list {flag}");
+    }
+}

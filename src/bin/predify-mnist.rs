@@ -16,7 +16,8 @@ use predify::data::mnist::{self, MnistSet, Split};
 use predify::data::{self, Dataset};
 use predify::eval::{self, EvalConfig, HyperPreset};
 use predify::noise::Noise;
-use predify::train::{self, supervised, Checkpoint, OptimizerConfig, TrainConfig, Trainer};
+use predify::runtime::unroll::{LossOn, Semantics};
+use predify::train::{self, supervised, Checkpoint, OptimizerConfig, ThroughTime, ThroughTimeTrainer, TrainConfig, Trainer};
 use predify::tune::{self, TuneConfig};
 use predify::zoo::mnist8::{self, Mnist8, PMnist8};
 use std::path::{Path, PathBuf};
@@ -67,6 +68,14 @@ feedback training:
   --feedback PATH           load trained feedback weights and skip training: a checkpoint of this
                             command, a safetensors file of pcoder{i}.pmodule.* tensors, or a
                             directory of Predify's per-pcoder checkpoints (*pc1*.pth, *pc2*.pth)
+  --through-time T          train the feedback weights through time instead (T in 1..=100): unroll
+                            T timesteps per batch and back-propagate the cross-entropy at timestep T
+                            through the dynamics to the predictors, with the optimiser above;
+                            checkpoint OUT/checkpoint-through-time.safetensors (main job only; not
+                            with --resume or --feedback)
+  --through-time-loss last|sum   the loss at T (default) or summed over timesteps 1..=T
+  --through-time-semantics predify|exact   the error term held constant (default, as Predify) or
+                            differentiated too
 tuning (hyperparameter optimisation, off by default):
   --tune-steps N            Adam steps on the logits of beta/lambda and alpha (default 0)
   --tune-batch N            images per tuning batch (default 100)
@@ -109,6 +118,9 @@ struct Args {
     val_size: usize,
     resume: bool,
     feedback: Option<PathBuf>,
+    through_time: Option<usize>,
+    through_time_loss: Option<LossOn>,
+    through_time_semantics: Option<Semantics>,
     tune_steps: usize,
     tune_batch: usize,
     tune_noise: Vec<Noise>,
@@ -147,6 +159,9 @@ impl Default for Args {
             val_size: 1000,
             resume: false,
             feedback: None,
+            through_time: None,
+            through_time_loss: None,
+            through_time_semantics: None,
             tune_steps: 0,
             tune_batch: 100,
             tune_noise: vec![Noise::Gaussian(0.5), Noise::Gaussian(1.0)],
@@ -218,6 +233,21 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
             "--val-size" => a.val_size = num(flag, val()?)?,
             "--resume" => a.resume = true,
             "--feedback" => a.feedback = Some(val()?.into()),
+            "--through-time" => a.through_time = Some(num(flag, val()?)?),
+            "--through-time-loss" => {
+                a.through_time_loss = Some(match val()?.as_str() {
+                    "last" => LossOn::Last,
+                    "sum" => LossOn::Sum,
+                    o => return Err(format!("--through-time-loss {o}: expected last or sum").into()),
+                })
+            }
+            "--through-time-semantics" => {
+                a.through_time_semantics = Some(match val()?.as_str() {
+                    "predify" => Semantics::Predify,
+                    "exact" => Semantics::Exact,
+                    o => return Err(format!("--through-time-semantics {o}: expected predify or exact").into()),
+                })
+            }
             "--tune-steps" => a.tune_steps = num(flag, val()?)?,
             "--tune-batch" => a.tune_batch = num(flag, val()?)?,
             "--tune-noise" => {
@@ -249,6 +279,9 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
 /// The largest last timestep `-T` accepted (the evaluation keeps one accuracy per timestep and
 /// unrolls the network that many passes).
 pub const MAX_TIMESTEPS: usize = 10_000;
+/// The largest `--through-time T` accepted: the recording behind the gradient keeps every
+/// timestep of the batch, so its memory grows with `T` (the evaluation's `-T` keeps none).
+pub const MAX_THROUGH_TIME: usize = 100;
 /// The largest batch size accepted by `--batch-size`, `--eval-batch` and `--tune-batch`.
 pub const MAX_BATCH: usize = 65_536;
 
@@ -285,12 +318,40 @@ fn validate_args(a: &Args) -> BoxResult<()> {
     if a.timesteps > MAX_TIMESTEPS {
         return Err(format!("-T/--timesteps {}: at most {MAX_TIMESTEPS}", a.timesteps).into());
     }
+    validate_through_time(a)?;
     for (flag, b) in [("--batch-size", a.batch_size), ("--eval-batch", a.eval_batch), ("--tune-batch", a.tune_batch)] {
         if b == 0 || b > MAX_BATCH {
             return Err(format!("{flag} {b}: expected 1..={MAX_BATCH}").into());
         }
     }
     Ok(())
+}
+
+/// `--through-time` and its companions: `T` in range, the companions only with it, and none of
+/// the options it cannot go with.
+fn validate_through_time(a: &Args) -> BoxResult<()> {
+    let Some(t) = a.through_time else {
+        if a.through_time_loss.is_some() || a.through_time_semantics.is_some() {
+            return Err("--through-time-loss/--through-time-semantics: only with --through-time T".into());
+        }
+        return Ok(());
+    };
+    if t == 0 || t > MAX_THROUGH_TIME {
+        return Err(format!("--through-time {t}: expected 1..={MAX_THROUGH_TIME}").into());
+    }
+    let conflict = if a.command.is_some() {
+        Some("a command (it trains the main job's feedback weights only)")
+    } else if a.resume {
+        Some("--resume (a through-time run is not resumed)")
+    } else if a.feedback.is_some() {
+        Some("--feedback (which loads the feedback weights and skips training)")
+    } else {
+        None
+    };
+    match conflict {
+        Some(what) => Err(format!("--through-time: cannot be combined with {what}").into()),
+        None => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -460,6 +521,8 @@ fn main_job(args: &Args) -> BoxResult<()> {
         let t = Instant::now();
         load_feedback(&model, f)?;
         println!("feedback weights: loaded from {} ({:.1} s); training skipped", f.display(), t.elapsed().as_secs_f64());
+    } else if let (Some(t), true) = (args.through_time, args.epochs > 0) {
+        train_through_time(args, &model, t, &train_set, &val_set)?;
     } else if args.epochs > 0 {
         let config = train_config(args, ckpt_path.clone())?;
         let before = train::reconstruction_loss(&model, &val_set, None, 100)?;
@@ -571,6 +634,31 @@ fn main_job(args: &Args) -> BoxResult<()> {
         println!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     }
     println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The feedback training of `--through-time T`: the main job's batches and optimiser, the loss
+/// on the logits of timestep `T` (or `1..=T`), checkpoints to OUT/checkpoint-through-time.safetensors.
+fn train_through_time(args: &Args, model: &PMnist8, t: usize, train_set: &dyn Dataset, val_set: &dyn Dataset) -> BoxResult<()> {
+    let ckpt = args.out.join("checkpoint-through-time.safetensors");
+    let config = train_config(args, ckpt.clone())?;
+    let tt = ThroughTime {
+        timesteps: t,
+        loss_on: args.through_time_loss.unwrap_or(LossOn::Last),
+        semantics: args.through_time_semantics.unwrap_or(Semantics::Predify),
+    };
+    let before = train::through_time_loss(model, val_set, None, args.batch_size, &tt)?;
+    println!(
+        "feedback training through time: {} epoch(s), batch {}, {:?}, {tt:?}; held-out cross-entropy before {before:.4}",
+        args.epochs, args.batch_size, config.optimizer
+    );
+    let started = Instant::now();
+    let mut trainer = ThroughTimeTrainer::new(model, config, tt)?;
+    for r in trainer.fit(train_set, Some(val_set))? {
+        let val = r.val_loss.map(|v| format!("{v:.4}")).unwrap_or_default();
+        println!("  epoch {}: train {:.4}  | held-out {val}  ({:.1} s)", r.epoch + 1, r.train_loss, r.seconds);
+    }
+    println!("feedback training done in {:.1} s; checkpoint {}", started.elapsed().as_secs_f64(), ckpt.display());
     Ok(())
 }
 

@@ -1,5 +1,8 @@
 //! Training the feedback weights, as Predify does.
 //!
+//! A second mode, [`through_time`], trains them on the classification loss through the
+//! unrolled dynamics instead ([`ThroughTimeTrainer`]).
+//!
 //! One backbone pass at timestep 0 (every representation is its feedforward value), the
 //! backbone frozen, and the loss `Σ_i MSE(prd_i, rep_{i−1})` with the image as the first
 //! target ([`predify_runtime::PNet::reconstruction_grads`]); the optimiser holds the predictor
@@ -30,8 +33,10 @@
 
 pub mod checkpoint;
 pub mod supervised;
+pub mod through_time;
 
 pub use checkpoint::{Checkpoint, Position};
+pub use through_time::{through_time_grads, through_time_loss, ThroughTime, ThroughTimeGrads, ThroughTimeReport, ThroughTimeTrainer};
 /// The error type of training, evaluation and tuning, defined in [`crate::common`] and
 /// re-exported here because the trainer's signatures use it.
 pub use crate::common::{Error, Result};
