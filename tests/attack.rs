@@ -237,6 +237,23 @@ fn the_report_is_written_and_read_back() {
     let csv = std::fs::read_to_string(dir.join("attack.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + report.rows.len());
     let _ = std::fs::remove_dir_all(&dir);
+    // The paired comparisons: each T against the sweep's first T, each transfer timestep
+    // against timestep 0, on the same images.
+    for r in &report.rows {
+        let first = report.rows.iter().find(|f| f.goal == r.goal && f.eps == r.eps && f.timesteps == 1).unwrap();
+        let p = r.vs_first.expect("paired comparison");
+        assert!((p.diff - (r.success_rate - first.success_rate)).abs() < 1e-12 && p.ci_lo <= p.diff + 1e-12 && p.diff <= p.ci_hi + 1e-12, "{r:?}");
+        assert_eq!(p.both + p.only_ff + p.only_pc + p.neither, IMAGES);
+        if r.timesteps == 1 {
+            assert_eq!((p.diff, p.only_ff, p.only_pc, p.p), (0.0, 0, 0, 1.0));
+        }
+    }
+    for r in &report.transfer {
+        let p = r.vs_plain.expect("paired comparison");
+        let t0 = report.transfer.iter().find(|f| f.goal == r.goal && f.eps == r.eps && f.timestep == 0).unwrap();
+        assert!((p.diff - (r.success_rate - t0.success_rate)).abs() < 1e-12, "{r:?}");
+    }
+    assert!(report.table().contains("Δsucc.all vs T=1") && report.transfer_table().contains("t1 vs t0"));
 }
 
 /// One attack step (record `T` passes + backward to the input, Predify's semantics) against

@@ -3,6 +3,7 @@
 
 use super::config::{Goal, Method};
 use crate::common::{write_atomic, Error, Result};
+use crate::eval::Paired;
 use std::path::{Path, PathBuf};
 
 /// One (goal, ε, T) cell of an attack sweep. Rates are fractions.
@@ -29,6 +30,11 @@ pub struct AttackRow {
     pub mean_linf: f64,
     /// Mean over images of the perturbation's L2 norm.
     pub mean_l2: f64,
+    /// The success rate against the sweep's first `T` (same goal and ε) on the same images:
+    /// difference, paired bootstrap interval and McNemar p ([`Paired`]; its "feedforward" side
+    /// is the first `T`, `None` in reports written before it existed).
+    #[serde(default)]
+    pub vs_first: Option<Paired>,
 }
 
 /// The plain network's (`T = 1`) adversarials evaluated at one timestep of the predified one.
@@ -48,6 +54,10 @@ pub struct TransferRow {
     pub success_rate_correct: f64,
     /// Accuracy on the adversarial images at this timestep.
     pub accuracy: f64,
+    /// The success rate against timestep 0 (the network the adversarials were made on) on the
+    /// same images ([`Paired`]; `None` in reports written before it existed).
+    #[serde(default)]
+    pub vs_plain: Option<Paired>,
 }
 
 /// The result of [`super::run_suite`].
@@ -121,13 +131,15 @@ impl AttackReport {
                 Goal::Targeted { shift } => format!("success = predicted == (label + {shift}) mod classes"),
             };
             s.push_str(&format!("\n{} ({what}; T = passes, read at timestep T−1; all in %, norms absolute)\n", goal.label()));
+            let first = self.timesteps.first().copied().unwrap_or(1);
             s.push_str(&format!(
-                "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7} {:>7}\n",
+                "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7} {:>7}  Δsucc.all vs T={first}, 95% CI\n",
                 "eps", "T", "clean", "succ.all", "succ.clean✓", "acc.adv", "L∞", "L2"
             ));
             for r in self.rows.iter().filter(|r| r.goal == goal) {
-                s.push_str(&format!(
-                    "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7.4} {:>7.3}\n",
+                let vs = r.vs_first.as_ref().filter(|_| r.timesteps != first).map(Paired::display).unwrap_or_default();
+                let row = format!(
+                    "{:>6} {:>3} {:>7} {:>9} {:>11} {:>8} {:>7.4} {:>7.3}  {vs}",
                     format!("{:.3}", r.eps),
                     r.timesteps,
                     pct(r.clean_accuracy),
@@ -136,7 +148,9 @@ impl AttackReport {
                     pct(r.accuracy),
                     r.mean_linf,
                     r.mean_l2
-                ));
+                );
+                s.push_str(row.trim_end());
+                s.push('\n');
             }
         }
         s
@@ -155,16 +169,20 @@ impl AttackReport {
             self.images
         );
         for goal in self.goals() {
+            let last = self.transfer_timesteps.saturating_sub(1);
             s.push_str(&format!("\n{}\n{:>6}", goal.label(), "eps"));
             for t in 0..self.transfer_timesteps {
                 s.push_str(&format!(" {:>11}", format!("t{t}")));
             }
-            s.push('\n');
+            s.push_str(&format!("  Δsucc.all t{last} vs t0, 95% CI\n"));
             for &eps in &self.epsilons {
                 s.push_str(&format!("{:>6}", format!("{eps:.3}")));
-                for r in self.transfer.iter().filter(|r| r.goal == goal && r.eps == eps) {
+                let cells: Vec<&TransferRow> = self.transfer.iter().filter(|r| r.goal == goal && r.eps == eps).collect();
+                for r in &cells {
                     s.push_str(&format!(" {:>11}", format!("{}/{}", pct(r.success_rate), pct(r.accuracy))));
                 }
+                let vs = cells.last().and_then(|r| r.vs_plain.as_ref()).filter(|_| last > 0).map(Paired::display).unwrap_or_default();
+                s.push_str(format!("  {vs}").trim_end());
                 s.push('\n');
             }
         }
@@ -172,12 +190,13 @@ impl AttackReport {
     }
 
     /// CSV of the attack rows:
-    /// `goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2`.
+    /// `goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2,diff_vs_first,ci_lo,ci_hi,p`
+    /// (the last four: [`AttackRow::vs_first`], empty when absent).
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2\n");
+        let mut s = String::from("goal,eps,T,images,clean_accuracy,success_rate,success_rate_correct,accuracy,mean_linf,mean_l2,diff_vs_first,ci_lo,ci_hi,p\n");
         for r in &self.rows {
             s.push_str(&format!(
-                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
+                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}\n",
                 r.goal.label(),
                 r.eps,
                 r.timesteps,
@@ -187,26 +206,29 @@ impl AttackReport {
                 r.success_rate_correct,
                 r.accuracy,
                 r.mean_linf,
-                r.mean_l2
+                r.mean_l2,
+                paired_csv(r.vs_first.as_ref())
             ));
         }
         s
     }
 
     /// CSV of the transfer rows:
-    /// `goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy`.
+    /// `goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy,diff_vs_t0,ci_lo,ci_hi,p`
+    /// (the last four: [`TransferRow::vs_plain`], empty when absent).
     pub fn transfer_csv(&self) -> String {
-        let mut s = String::from("goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy\n");
+        let mut s = String::from("goal,eps,timestep,clean_accuracy,success_rate,success_rate_correct,accuracy,diff_vs_t0,ci_lo,ci_hi,p\n");
         for r in &self.transfer {
             s.push_str(&format!(
-                "{},{},{},{:.6},{:.6},{:.6},{:.6}\n",
+                "{},{},{},{:.6},{:.6},{:.6},{:.6},{}\n",
                 r.goal.label(),
                 r.eps,
                 r.timestep,
                 r.clean_accuracy,
                 r.success_rate,
                 r.success_rate_correct,
-                r.accuracy
+                r.accuracy,
+                paired_csv(r.vs_plain.as_ref())
             ));
         }
         s
@@ -245,4 +267,9 @@ impl AttackReport {
     pub fn plot(&self, path: &Path) -> Result<()> {
         super::plot::success_vs_eps(self, path)
     }
+}
+
+/// `diff,ci_lo,ci_hi,p` of a paired comparison, or four empty fields.
+fn paired_csv(p: Option<&Paired>) -> String {
+    p.map_or(String::from(",,,"), |p| format!("{:.6},{:.6},{:.6},{:.6e}", p.diff, p.ci_lo, p.ci_hi, p.p))
 }

@@ -3,8 +3,9 @@
 use super::config::{AttackConfig, Goal, Method};
 use super::perturb::{argmax_rows, perturb, predictions};
 use super::report::{AttackReport, AttackRow, TransferRow};
-use crate::common::{Error, Result};
+use crate::common::{Error, Result, Rng};
 use crate::data::{gather, Dataset};
+use crate::eval::Paired;
 use predify_runtime::chain::Segmented;
 use predify_runtime::unroll::Semantics;
 use candle_core::Device;
@@ -71,10 +72,13 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, goal: Goal, clean: &[usize], adv: &[usize], labels: &[usize], classes: usize) {
-        for ((&c, &a), &l) in clean.iter().zip(adv).zip(labels) {
+    /// Count one batch and write each image's success into `won_at` (its slice of the cell's
+    /// per-image outcomes, for the paired statistics).
+    fn add(&mut self, goal: Goal, clean: &[usize], adv: &[usize], labels: &[usize], classes: usize, won_at: &mut [bool]) {
+        for (((&c, &a), &l), slot) in clean.iter().zip(adv).zip(labels).zip(won_at) {
             let ok = c == l;
             let won = goal.succeeded(a, l, classes);
+            *slot = won;
             self.clean_correct += ok as usize;
             self.success += won as usize;
             self.success_correct += (ok && won) as usize;
@@ -111,6 +115,9 @@ where
     let tcell = |g: usize, e: usize, t: usize| (g * ne + e) * t_max + t;
     let mut cells = vec![Counts::default(); ng * ne * nt];
     let mut tcells = vec![Counts::default(); if config.transfer { ng * ne * t_max } else { 0 }];
+    // Per cell and image: whether the attack succeeded (paired comparisons across T).
+    let mut won = vec![vec![false; n]; cells.len()];
+    let mut twon = vec![vec![false; n]; tcells.len()];
     let plain_in_sweep = config.timesteps.contains(&1);
     let batches = n.div_ceil(config.batch_size);
     let per_batch = ng * ne * (nt + usize::from(config.transfer && !plain_in_sweep));
@@ -119,6 +126,7 @@ where
     let mut classes;
     for b in 0..batches {
         let ids: Vec<usize> = (b * config.batch_size..((b + 1) * config.batch_size).min(n)).collect();
+        let span = ids[0]..ids[0] + ids.len();
         let (x, labels) = gather(set, &ids, &device)?;
         let labels: Vec<usize> = labels.into_iter().map(|l| l as usize).collect();
         let (clean_logits, _) = model.run(&x, t_max)?;
@@ -147,8 +155,9 @@ where
                     let adv = attack(t)?;
                     let transfer_here = config.transfer && t == 1 && !transfer_done;
                     let preds = predictions(model, &adv, if transfer_here { t_max } else { t })?;
-                    let c = &mut cells[cell(gi, ei, ti)];
-                    c.add(goal, &clean[t - 1], &preds[t - 1], &labels, classes);
+                    let k = cell(gi, ei, ti);
+                    let c = &mut cells[k];
+                    c.add(goal, &clean[t - 1], &preds[t - 1], &labels, classes, &mut won[k][span.clone()]);
                     let adv_vals: Vec<f32> = adv.flatten_all()?.to_vec1()?;
                     for (a, o) in adv_vals.chunks_exact(per).zip(clean_vals.chunks_exact(per)) {
                         let (mut linf, mut l2) = (0f64, 0f64);
@@ -162,7 +171,8 @@ where
                     }
                     if transfer_here {
                         for s in 0..t_max {
-                            tcells[tcell(gi, ei, s)].add(goal, &clean[s], &preds[s], &labels, classes);
+                            let k = tcell(gi, ei, s);
+                            tcells[k].add(goal, &clean[s], &preds[s], &labels, classes, &mut twon[k][span.clone()]);
                         }
                         transfer_done = true;
                     }
@@ -172,7 +182,8 @@ where
                     let adv = attack(1)?;
                     let preds = predictions(model, &adv, t_max)?;
                     for s in 0..t_max {
-                        tcells[tcell(gi, ei, s)].add(goal, &clean[s], &preds[s], &labels, classes);
+                        let k = tcell(gi, ei, s);
+                        tcells[k].add(goal, &clean[s], &preds[s], &labels, classes, &mut twon[k][span.clone()]);
                     }
                     bar.inc(1);
                 }
@@ -184,8 +195,15 @@ where
     let mut transfer = Vec::with_capacity(tcells.len());
     for (gi, &goal) in config.goals.iter().enumerate() {
         for (ei, &eps) in config.epsilons.iter().enumerate() {
+            // Every T against the sweep's first T on the same images; each comparison
+            // bootstraps from its own generator, keyed by (goal, ε, T).
+            let versus = |first: &[bool], this: &[bool], what: &str, t: usize| {
+                let mut rng = Rng::derive(config.seed, &format!("attack-bootstrap/{what}/{}/{ei}", goal.label()), t as u64);
+                Paired::from_outcomes(first, this, &mut rng)
+            };
             for (ti, &t) in config.timesteps.iter().enumerate() {
                 let c = &cells[cell(gi, ei, ti)];
+                let vs_first = versus(&won[cell(gi, ei, 0)], &won[cell(gi, ei, ti)], "sweep", t)?;
                 rows.push(AttackRow {
                     goal,
                     eps,
@@ -197,11 +215,13 @@ where
                     accuracy: frac(c.correct, n),
                     mean_linf: if n == 0 { 0.0 } else { c.linf / n as f64 },
                     mean_l2: if n == 0 { 0.0 } else { c.l2 / n as f64 },
+                    vs_first: Some(vs_first),
                 });
             }
             if config.transfer {
                 for s in 0..t_max {
                     let c = &tcells[tcell(gi, ei, s)];
+                    let vs_plain = versus(&twon[tcell(gi, ei, 0)], &twon[tcell(gi, ei, s)], "transfer", s)?;
                     transfer.push(TransferRow {
                         goal,
                         eps,
@@ -210,6 +230,7 @@ where
                         success_rate: frac(c.success, n),
                         success_rate_correct: frac(c.success_correct, c.clean_correct),
                         accuracy: frac(c.correct, n),
+                        vs_plain: Some(vs_plain),
                     });
                 }
             }
