@@ -317,8 +317,15 @@ fn non_finite_weights_stop_training_before_a_checkpoint_is_written() {
         progress: false,
         ..TrainConfig::default()
     };
-    let e = Trainer::new(&net, cfg).unwrap().run(&data, None, None).unwrap_err();
+    let w0 = weights(net.pnet());
+    let e = Trainer::new(&net, cfg.clone()).unwrap().run(&data, None, None).unwrap_err();
     assert!(matches!(e, Error::Diverged { .. }), "{e}");
     assert!(!path.exists(), "a checkpoint was written after a non-finite step");
+    // The rejected update left nothing behind: weights bit for bit, no optimiser step.
+    assert_eq!(weights(net.pnet()), w0, "non-finite weights were kept");
+    let mut tr = Trainer::new(&net, TrainConfig { checkpoint: None, ..cfg }).unwrap();
+    let x = predify::data::gather(&data, &[0, 1], &Device::Cpu).unwrap().0;
+    assert!(tr.step_batch(&x).unwrap_err().to_string().contains("would not be finite"));
+    assert_eq!((weights(net.pnet()), tr.optimizer().state().steps), (w0, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,8 +30,9 @@ pub enum Error {
         /// What is wrong (names the tensor).
         message: String,
     },
-    /// A loss or a representation became NaN or infinite.
-    #[error("diverged at epoch {epoch}, step {step}: {message}; lower the learning rate")]
+    /// A loss, a representation, a gradient or an updated weight became NaN or infinite (the
+    /// weights are left as they were before the step).
+    #[error("diverged at epoch {epoch}, step {step}: {message}; the weights are those from before this step (check the input for NaN/inf values, or lower the learning rate)")]
     Diverged {
         /// Epoch (1-based).
         epoch: usize,

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod checkpoint;
+mod guarded;
 pub mod supervised;
 pub mod through_time;
 
@@ -395,12 +396,8 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
                 return Err(diverged(format!("gradient of `{name}` is not finite")));
             }
         }
-        self.optimizer.step(&self.vars, &grads)?;
-        for (name, var) in &self.vars {
-            if !predify_runtime::tensor_io::all_finite(var.as_tensor())? {
-                return Err(diverged(format!("parameter `{name}` is not finite after the update")));
-            }
-        }
+        // The update itself can overflow (a huge learning rate): nothing non-finite is kept.
+        guarded::step_or_restore(self.optimizer.as_mut(), &self.vars, &grads, diverged)?;
         Ok(per_pcoder)
     }
 

@@ -16,7 +16,7 @@ use crate::loss::cross_entropy;
 use crate::zoo::mnist8::Mnist8;
 use candle_core::{DType, Device, Tensor, Var, D};
 use predify_runtime::layers::Linear;
-use predify_runtime::optim::{Adam, Optimizer};
+use predify_runtime::optim::Adam;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -250,7 +250,7 @@ pub fn train_backbone(set: &(impl Dataset + ?Sized), config: &SupervisedConfig, 
                 return Err(Error::Diverged { epoch: epoch + 1, step: b + 1, message: format!("cross-entropy is {loss}") });
             }
             sum += loss;
-            adam.step(&params, &grads)?;
+            super::guarded::step_or_restore(&mut adam, &params, &grads, |message| Error::Diverged { epoch: epoch + 1, step: b + 1, message })?;
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", sum / (b + 1) as f64));
         }

@@ -25,6 +25,7 @@
 //! optimiser's state and the position; they load wherever a feedback checkpoint does (e.g.
 //! `predify-mnist --feedback`). Resuming a through-time run from one is not offered.
 
+use super::guarded::step_or_restore;
 use super::{Checkpoint, Error, Position, Result, TrainConfig};
 use crate::common::epoch_order;
 use crate::common::progress::progress_bar;
@@ -220,30 +221,9 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
                 return Err(diverged(format!("gradient of `{name}` is not finite")));
             }
         }
-        // The update itself can overflow (a huge learning rate): keep copies to put back.
-        // `Var::set` writes in place, so the copies must be deep ones.
-        let saved: Vec<Tensor> = self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
-        let state = self.optimizer.state();
-        let outcome = self.apply(&g.grads).and_then(|()| {
-            for (name, var) in &self.vars {
-                if !all_finite(var.as_tensor())? {
-                    return Err(diverged(format!("parameter `{name}` would not be finite after the update")));
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = outcome {
-            for ((_, var), t) in self.vars.iter().zip(&saved) {
-                var.set(t)?;
-            }
-            self.optimizer.load_state(&state)?;
-            return Err(e);
-        }
+        // The update itself can overflow (a huge learning rate).
+        step_or_restore(self.optimizer.as_mut(), &self.vars, &g.grads, diverged)?;
         Ok(g.loss)
-    }
-
-    fn apply(&mut self, grads: &[(String, Tensor)]) -> Result<()> {
-        Ok(self.optimizer.step(&self.vars, grads)?)
     }
 
     /// Train all remaining epochs on `train` (the first [`TrainConfig::train_limit`] items, in
