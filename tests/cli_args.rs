@@ -14,6 +14,19 @@ fn run(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// The attack's sweep is checked before any data is loaded (the data directory is empty): an
+/// error naming the flag, no panic.
+#[test]
+fn attack_sweeps_are_bounded() {
+    for (args, flag) in [(&["--attack-timesteps", "1,101"][..], "--attack-timesteps 101"), (&["--attack-timesteps", "0"], "--attack-timesteps"), (&["--attack-batch", "100000"], "--attack-batch"), (&["--eps", "-0.1"], "--eps")] {
+        let data = std::env::temp_dir().join(format!("predify-cli-attack-{}", std::process::id()));
+        let out = Command::new(env!("CARGO_BIN_EXE_predify-mnist")).args(["attack", "--data-dir", data.to_str().unwrap(), "--no-progress"]).args(args).output().unwrap();
+        let (ok, stderr) = (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(!ok && !stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag) && !stderr.contains("MNIST"), "{args:?}: error does not name {flag}: {stderr}");
+    }
+}
+
 #[test]
 fn bad_numbers_are_rejected_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
@@ -47,6 +60,9 @@ fn bad_numbers_are_rejected_naming_the_flag() {
         (&["--eval-batch", "1000000000"], "--eval-batch"),
         (&["--tune-batch", "0"], "--tune-batch"),
         (&["--tune-batch", "1000000000"], "--tune-batch"),
+        (&["--tune-noise", "gauss:-1"], "gauss:-1"),
+        (&["--tune-noise", "sp:1.5"], "sp:1.5"),
+        (&["--tune-noise", "gauss:nan"], "gauss:nan"),
     ];
     for (args, flag) in cases {
         let (ok, stderr) = run(args);

@@ -7,7 +7,7 @@
 //! The attack's own flags are taken out of the command line before the main job's parser sees
 //! it ([`take_flags`]); every other flag means what it means to the main job.
 
-use super::{load_backbone, load_data, load_feedback, train_config, Args, BoxResult};
+use super::{load_backbone, load_data, load_feedback, train_config, Args, BoxResult, MAX_BATCH, MAX_THROUGH_TIME};
 use predify::attack::{self, Goal, Method, SuiteConfig};
 use predify::data;
 use predify::runtime::unroll::Semantics;
@@ -29,7 +29,7 @@ usage: predify-mnist attack [ATTACK OPTIONS] [MAIN JOB OPTIONS]
 attack options:
   --eps LIST                budgets ε on the [0, 1] pixel scale (default 0.05,0.1,0.15,0.2,0.3)
   --attack-timesteps LIST   T = passes unrolled; loss and prediction at timestep T-1; 1 = the plain
-                            network (default 1,3,5,10)
+                            network (default 1,3,5,10; each at most 100)
   --method bim|fgsm         (default bim)
   --steps N                 BIM steps (default 10)
   --step-rel X              BIM step size relative to ε (default 2.5/steps, the paper's ratio)
@@ -147,6 +147,13 @@ impl AttackArgs {
     fn suite(&self, args: &Args) -> BoxResult<SuiteConfig> {
         if self.timesteps.is_empty() || self.timesteps.contains(&0) || self.batch == 0 || self.steps == 0 {
             return Err("--attack-timesteps need T ≥ 1; --attack-batch and --steps at least 1".into());
+        }
+        // The tape keeps every timestep of a batch: bounded like --through-time.
+        if let Some(t) = self.timesteps.iter().find(|&&t| t > MAX_THROUGH_TIME) {
+            return Err(format!("--attack-timesteps {t}: at most {MAX_THROUGH_TIME}").into());
+        }
+        if self.batch > MAX_BATCH {
+            return Err(format!("--attack-batch {}: expected 1..={MAX_BATCH}", self.batch).into());
         }
         if self.epsilons.iter().any(|e| e.is_nan() || *e < 0.0) {
             return Err("--eps: budgets must be ≥ 0".into());
