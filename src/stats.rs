@@ -210,7 +210,7 @@ mod tests {
         assert!((d.difference - 0.017).abs() < 1e-12);
         assert!(d.lo < d.difference && d.difference < d.hi, "{d:?}");
         // Normal approximation of the paired difference's standard error: √(b + c − (c − b)²/n)/n.
-        let se = ((700.0 - 170.0f64.powi(2) / 10000.0) as f64).sqrt() / 10000.0;
+        let se = (700.0 - 170.0f64.powi(2) / 10000.0).sqrt() / 10000.0;
         assert!(((d.hi - d.lo) / (2.0 * 1.96 * se) - 1.0).abs() < 0.2, "{d:?} vs se {se}");
         assert!(d.significant() && d.p_value < 1e-6);
         // Same seed, same interval; a small effect is not significant.

@@ -39,6 +39,9 @@ pub struct CorruptionSummary {
 /// Per-image outcomes of one corruption: plain network correct, correct at each timestep.
 pub(crate) type Outcomes<'a> = (&'a [bool], &'a [Vec<bool>]);
 
+/// One bootstrap resample's statistics per timestep: mean accuracy difference, relative error.
+type Draw = (Vec<f64>, Vec<f64>);
+
 impl CorruptionSummary {
     /// The summary of the corruption conditions among `results`, without intervals; `None` if
     /// there are none.
@@ -66,7 +69,7 @@ impl CorruptionSummary {
         let steps = s.timesteps.len();
         let k = outcomes.len() as f64;
         // Per resample: the mean difference and the relative error at every timestep.
-        let draws: Vec<(Vec<f64>, Vec<f64>)> = (0..BOOTSTRAP_RESAMPLES)
+        let draws: Vec<Draw> = (0..BOOTSTRAP_RESAMPLES)
             .into_par_iter()
             .map(|r| {
                 let mut rng = Rng::derive(seed, "eval-bootstrap/corruption-summary", r as u64);
@@ -80,7 +83,7 @@ impl CorruptionSummary {
                 (diff, relative_errors(&errors, steps).0)
             })
             .collect();
-        let interval = |pick: &dyn Fn(&(Vec<f64>, Vec<f64>)) -> f64| {
+        let interval = |pick: &dyn Fn(&Draw) -> f64| {
             let (lo, hi) = percentile_interval(&mut draws.iter().map(pick).collect(), CONFIDENCE);
             [lo, hi]
         };
