@@ -297,7 +297,7 @@ def run_train(args, src, tmp):
         dt = time.perf_counter() - s
         times.append(dt)
         losses = [float(a.detach()) for a in parts]
-        log(f"{tag}: step {step}/{args.timesteps}{' (warm-up)' if step == 0 else ''} {dt:.3f} s (loss {float(loss):.4f})")
+        log(f"{tag}: step {step}/{args.timesteps}{' (warm-up)' if step == 0 else ''} {dt:.3f} s (loss {float(loss.detach()):.4f})")
     print(json.dumps({
         "kind": "model", "workload": "train", "impl": "predify-original", "model": args.model,
         "batch": args.batch, "threads": args.threads, "steps": args.timesteps,
