@@ -39,7 +39,9 @@
 //! the full update; `timestep_s` is the median time of those K. `peak_rss_bytes` is the
 //! process's `VmHWM`. Threads: a rayon global pool of T threads that runs the model,
 //! `RAYON_NUM_THREADS=T`, and `CANDLE_NUM_THREADS=1` unless set (Candle's element-wise pool
-//! would spin against rayon's). `scripts/bench.sh` runs this next to `scripts/bench_reference.py`.
+//! would spin against rayon's). `scripts/bench.sh` runs this next to `scripts/bench_original.py`
+//! (the original Predify, same arguments and fields) and, for some rows,
+//! `scripts/bench_reference.py` (a PyTorch re-implementation of the dynamics).
 
 #[path = "predify_bench/models.rs"]
 mod models;
