@@ -1,10 +1,10 @@
-//! Shared helpers of the tests that build small predified networks by hand for the unrolled
-//! dynamics (`unroll_grad`, `attack`): 3×3 convolution specs and PyTorch-style uniform weights
-//! drawn from the caller's own generator (each test keeps its generator and seed, so its
-//! weights stay exactly what they were).
+//! Shared helpers of the tests that build small predified networks by hand without the
+//! training support (`unroll_grad`, `attack`, `runtime_api`): 3×3 convolution specs and
+//! PyTorch-style uniform weights drawn from the caller's own generator (each test keeps its
+//! generator and seed, so its weights stay exactly what they were).
 //!
 //! Free of feature-gated APIs (no `predify::data`, `predify::common`), so that `unroll_grad`
-//! still builds with `--no-default-features`.
+//! and `runtime_api` still build with `--no-default-features`.
 #![allow(dead_code)]
 
 use candle_core::{Device, Tensor};
