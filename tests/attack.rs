@@ -7,6 +7,8 @@
 //! An `#[ignore]`d timing (`attack_step_speed_at_mnist_scale`) compares one attack step with
 //! the `T` forward passes on PMnist8.
 
+mod unroll_common;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use predify::attack::{perturb, run_suite, AttackConfig, Goal, Method, SuiteConfig};
@@ -16,8 +18,9 @@ use predify::runtime::layers::{Conv, Linear};
 use predify::runtime::sequential::{Op, PredifiedSequential, Sequential};
 use predify::runtime::unroll::{cross_entropy, Semantics, Tape};
 use predify::runtime::CSqrtSource;
-use predify::spec::{ConvSpec, Spec};
+use predify::spec::Spec;
 use predify::Predified;
+use unroll_common::{conv3x3, uniform_fan_in};
 
 const IMAGES: usize = 16;
 const CLASSES: usize = 5;
@@ -27,29 +30,13 @@ const CLASSES: usize = 5;
 /// seed. α is large enough that the feedback timesteps change the logits visibly.
 fn tiny_net() -> PredifiedSequential {
     let mut rng = Rng::new(0x5eed);
-    let mut uniform = |dims: &[usize], fan_in: usize| {
-        let b = 1.0 / (fan_in as f64).sqrt();
-        let v: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| ((rng.uniform() * 2.0 - 1.0) * b) as f32).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    };
-    let conv = |cin: usize, cout: usize, stride: usize| ConvSpec {
-        dims: 2,
-        in_channels: cin,
-        out_channels: cout,
-        kernel_size: vec![3, 3],
-        stride: vec![stride; 2],
-        padding: vec![1, 1],
-        output_padding: vec![0, 0],
-        dilation: vec![1, 1],
-        groups: 1,
-        bias: true,
-    };
+    let mut uniform = |dims: &[usize], fan_in: usize| uniform_fan_in(&mut || rng.uniform(), dims, fan_in);
     let mut bb = Sequential::new();
     let (w, b) = (uniform(&[4, 1, 3, 3], 9), uniform(&[4], 9));
-    bb.push("features[0]", Op::Conv(Conv::new(conv(1, 4, 1), false, w, Some(b), "conv1").unwrap()));
+    bb.push("features[0]", Op::Conv(Conv::new(conv3x3(1, 4, 1), false, w, Some(b), "conv1").unwrap()));
     bb.push("features[1]", Op::Relu);
     let (w, b) = (uniform(&[6, 4, 3, 3], 36), uniform(&[6], 36));
-    bb.push("features[2]", Op::Conv(Conv::new(conv(4, 6, 2), false, w, Some(b), "conv2").unwrap()));
+    bb.push("features[2]", Op::Conv(Conv::new(conv3x3(4, 6, 2), false, w, Some(b), "conv2").unwrap()));
     bb.push("features[3]", Op::Relu);
     bb.push("flatten", Op::Flatten { start_dim: 1 });
     bb.push("classifier[0]", Op::Linear(Linear::new(uniform(&[CLASSES, 96], 96), Some(uniform(&[CLASSES], 96)), "fc").unwrap()));

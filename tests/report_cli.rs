@@ -1,26 +1,12 @@
 //! `predify-mnist report` and the main job's `--hyper` / `--alpha-zero` end to end on a small
 //! synthetic IDX data set: the files are written, labelled, and carry the intervals.
 
+mod cli_common;
 mod train_common;
 
-use predify::data::idx::{self, IdxArray};
+use cli_common::{run, write_idx_dir};
 use predify::eval::Report;
-use std::path::Path;
-use std::process::Command;
-use train_common::{synthetic_set, temp_dir};
-
-fn write_idx_dir(dir: &Path, n_train: usize, n_test: usize) {
-    for (prefix, n, seed) in [("train", n_train, 1), ("t10k", n_test, 2)] {
-        let s = synthetic_set(n, seed);
-        idx::write(dir.join(format!("{prefix}-images-idx3-ubyte.gz")), s.images(), true).unwrap();
-        idx::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), &IdxArray::new(vec![n], s.labels().to_vec()).unwrap(), false).unwrap();
-    }
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_predify-mnist")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use train_common::temp_dir;
 
 #[test]
 fn report_and_hyperparameter_flags() {

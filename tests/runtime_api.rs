@@ -1,28 +1,16 @@
 //! The runtime's public API on a small network: state handling, hyperparameters, √C, and every
 //! misuse reported as an error that names the pcoder and the shapes.
 
+mod unroll_common;
+
 use predify::Predified;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use predify::runtime::layers::{Conv, Linear, MaxPool};
 use predify::runtime::sequential::{Op, PredifiedSequential, Sequential};
 use predify::runtime::{c_sqrt, CSqrtSource, Error, HyperLogits, Hyperparameters};
-use predify::spec::{ConvSpec, Spec};
-
-fn conv(cin: usize, cout: usize) -> ConvSpec {
-    ConvSpec {
-        dims: 2,
-        in_channels: cin,
-        out_channels: cout,
-        kernel_size: vec![3, 3],
-        stride: vec![1, 1],
-        padding: vec![1, 1],
-        output_padding: vec![0, 0],
-        dilation: vec![1, 1],
-        groups: 1,
-        bias: true,
-    }
-}
+use predify::spec::Spec;
+use unroll_common::conv3x3;
 
 /// conv 3→4, relu, pool 2, conv 4→6, relu, flatten, linear → 5; pcoders at both relus.
 fn model(spec_extra: &str, pcoders: &str) -> predify::Result<PredifiedSequential> {
@@ -30,10 +18,10 @@ fn model(spec_extra: &str, pcoders: &str) -> predify::Result<PredifiedSequential
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
     let mut s = Sequential::new();
-    s.push("features[0]", Op::Conv(Conv::load(&conv(3, 4), false, vb.pp("f0"), "f0")?));
+    s.push("features[0]", Op::Conv(Conv::load(&conv3x3(3, 4, 1), false, vb.pp("f0"), "f0")?));
     s.push("features[1]", Op::Relu);
     s.push("features[2]", Op::MaxPool(MaxPool::new(2, &[2, 2], &[2, 2], &[0, 0], &[1, 1], false, "f2")?));
-    s.push("features[3]", Op::Conv(Conv::load(&conv(4, 6), false, vb.pp("f3"), "f3")?));
+    s.push("features[3]", Op::Conv(Conv::load(&conv3x3(4, 6, 1), false, vb.pp("f3"), "f3")?));
     s.push("features[4]", Op::Relu);
     s.push("flatten", Op::Flatten { start_dim: 1 });
     s.push("classifier[0]", Op::Linear(Linear::load(6 * 4 * 4, 5, true, vb.pp("c0"), "c0")?));

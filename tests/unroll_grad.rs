@@ -19,6 +19,7 @@
 
 #[allow(dead_code)] // the parity helpers this test does not use
 mod common;
+mod unroll_common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -28,6 +29,7 @@ use predify::runtime::sequential::PredifiedSequential;
 use predify::runtime::unroll::{cross_entropy, cross_entropy_grads, BackwardOptions, LossOn, Semantics, Tape, UnrollGrads};
 use predify::runtime::{CSqrtSource, Hyperparameters};
 use predify::Predified;
+use unroll_common::{conv3x3, uniform_fan_in};
 
 /// A fixed pseudo-random sequence (xorshift64*), normal draws by Box–Muller.
 struct Draws(u64);
@@ -73,29 +75,13 @@ fn load(name: &str) -> (PredifiedSequential, Tensor, Vec<usize>, usize) {
 fn small_net(scaling: bool) -> (PredifiedSequential, Tensor, Vec<usize>, usize) {
     use predify::runtime::layers::{Conv, Linear};
     use predify::runtime::sequential::{Op, Sequential};
-    use predify::spec::{ConvSpec, Spec};
+    use predify::spec::Spec;
     let mut draws = Draws(0xfeed);
-    let mut uniform = |dims: &[usize], fan_in: usize| {
-        let b = 1.0 / (fan_in as f64).sqrt();
-        let v: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| ((draws.uniform() * 2.0 - 1.0) * b) as f32).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    };
-    let conv = |cin: usize, cout: usize, stride: usize| ConvSpec {
-        dims: 2,
-        in_channels: cin,
-        out_channels: cout,
-        kernel_size: vec![3, 3],
-        stride: vec![stride; 2],
-        padding: vec![1, 1],
-        output_padding: vec![0, 0],
-        dilation: vec![1, 1],
-        groups: 1,
-        bias: true,
-    };
+    let mut uniform = |dims: &[usize], fan_in: usize| uniform_fan_in(&mut || draws.uniform(), dims, fan_in);
     let mut bb = Sequential::new();
     for (j, (cin, cout, stride)) in [(1, 4, 1), (4, 6, 2), (6, 6, 1)].into_iter().enumerate() {
         let (w, b) = (uniform(&[cout, cin, 3, 3], cin * 9), uniform(&[cout], cin * 9));
-        bb.push(format!("features[{j}]"), Op::Conv(Conv::new(conv(cin, cout, stride), false, w, Some(b), "conv").unwrap()));
+        bb.push(format!("features[{j}]"), Op::Conv(Conv::new(conv3x3(cin, cout, stride), false, w, Some(b), "conv").unwrap()));
     }
     bb.push("flatten", Op::Flatten { start_dim: 1 });
     bb.push("classifier[0]", Op::Linear(Linear::new(uniform(&[5, 96], 96), Some(uniform(&[5], 96)), "fc").unwrap()));

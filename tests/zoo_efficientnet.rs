@@ -8,13 +8,15 @@
 //! - The feedforward shapes at the eight tap points are PEfficientNetB0's.
 //! - The predified network runs two timesteps at batch 2 on 224×224 (random weights).
 
-use predify::Predified;
+mod zoo_common;
+
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use predify::zoo::efficientnet::{EfficientNetB0, PEfficientNetB0};
 use std::collections::HashMap;
 use std::time::Instant;
+use zoo_common::{rel_err, runs_two_timesteps_at_batch_2};
 
 /// torchvision's efficientnet_b0 stages: expand ratio, kernel, stride, in, out, layers.
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
@@ -38,12 +40,6 @@ const PREDIFY_SHAPES: [[usize; 3]; 8] = [
     [192, 7, 7],
     [320, 7, 7],
 ];
-
-fn rel_err(a: &Tensor, b: &Tensor) -> Result<f32> {
-    let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    let m = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    Ok(d / m.max(1e-12))
-}
 
 struct Weights {
     map: HashMap<String, Tensor>,
@@ -207,25 +203,5 @@ fn pefficientnetb0_runs_two_timesteps_at_batch_2() -> Result<()> {
     let net = PEfficientNetB0::new(backbone, vb)?;
     println!("pefficientnetb0: built in {:.2} s", t.elapsed().as_secs_f64());
 
-    let shapes: Vec<Vec<usize>> = net.pnet().pcoders().iter().map(|p| p.ff_shape().to_vec()).collect();
-    let want: Vec<Vec<usize>> = PREDIFY_SHAPES.iter().map(|s| s.to_vec()).collect();
-    ensure!(shapes == want, "pcoder shapes {shapes:?}, Predify's {want:?}");
-
-    let x = Tensor::rand(0f32, 1f32, (2, 3, 224, 224), &dev)?;
-    let t = Instant::now();
-    let (logits, state) = net.run(&x, 2)?;
-    println!("pefficientnetb0: 2 timesteps at batch 2 in {:.2} s", t.elapsed().as_secs_f64());
-    ensure!(logits.len() == 2);
-    for l in &logits {
-        ensure!(l.dims() == [2, 1000], "logits {:?}", l.dims());
-        ensure!(l.abs()?.sum_all()?.to_scalar::<f32>()?.is_finite(), "non-finite logits");
-    }
-    let plain = net.forward_plain(&x)?;
-    let e = rel_err(&logits[0], &plain)?;
-    ensure!(e < 1e-5, "timestep 0 vs feedforward: {e}");
-    for (t, errs) in state.trace().iter().enumerate() {
-        println!("pefficientnetb0: t={t} prediction errors {errs:?}");
-        ensure!(errs.iter().all(|e| e.is_finite()), "non-finite prediction error at t={t}");
-    }
-    Ok(())
+    runs_two_timesteps_at_batch_2("pefficientnetb0", &net, &PREDIFY_SHAPES, 2)
 }

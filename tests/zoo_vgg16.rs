@@ -5,7 +5,8 @@
 //! - The feedforward shapes at Predify's tap points are PVGG16's.
 //! - The predified network runs two timesteps at batch 2 on 224×224 (random weights).
 
-use predify::Predified;
+mod zoo_common;
+
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -13,18 +14,13 @@ use predify::zoo::vgg16::{PVgg16, Vgg16, PREDIFY_TAP_POINTS};
 use predify::CSqrtSource;
 use std::collections::HashMap;
 use std::time::Instant;
+use zoo_common::{rel_err, runs_two_timesteps_at_batch_2};
 
 /// torchvision's vgg16 "D" configuration: conv output channels, 0 for a max pooling.
 const CFG: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
 
 /// Predify's PVGG16 feedforward shapes at `features[3, 8, 15, 22, 29]` on 224×224.
 const PREDIFY_SHAPES: [[usize; 3]; 5] = [[64, 224, 224], [128, 112, 112], [256, 56, 56], [512, 28, 28], [512, 14, 14]];
-
-fn rel_err(a: &Tensor, b: &Tensor) -> Result<f32> {
-    let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    let m = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    Ok(d / m.max(1e-12))
-}
 
 /// Tensors by state-dict name.
 type Weights = HashMap<String, Tensor>;
@@ -139,26 +135,5 @@ fn pvgg16_runs_two_timesteps_at_batch_2() -> Result<()> {
     let net = PVgg16::with_c_sqrt(backbone, vb, CSqrtSource::Given(c_sqrt.to_vec()))?;
     println!("pvgg16: built (random weights) in {:.1} s", t.elapsed().as_secs_f64());
 
-    let shapes: Vec<Vec<usize>> = net.pnet().pcoders().iter().map(|p| p.ff_shape().to_vec()).collect();
-    let want: Vec<Vec<usize>> = PREDIFY_SHAPES.iter().map(|s| s.to_vec()).collect();
-    ensure!(shapes == want, "pcoder shapes {shapes:?}, Predify's {want:?}");
-
-    let x = Tensor::rand(0f32, 1f32, (2, 3, 224, 224), &dev)?;
-    let t = Instant::now();
-    let (logits, state) = net.run(&x, 2)?;
-    println!("pvgg16: 2 timesteps at batch 2 in {:.1} s", t.elapsed().as_secs_f64());
-    ensure!(logits.len() == 2);
-    for l in &logits {
-        ensure!(l.dims() == [2, 1000], "logits {:?}", l.dims());
-        ensure!(l.abs()?.sum_all()?.to_scalar::<f32>()?.is_finite(), "non-finite logits");
-    }
-    // Timestep 0 starts every representation at its feedforward drive: the plain logits.
-    let plain = net.forward_plain(&x)?;
-    let e = rel_err(&logits[0], &plain)?;
-    ensure!(e < 1e-5, "timestep 0 vs feedforward: {e}");
-    for (t, errs) in state.trace().iter().enumerate() {
-        println!("pvgg16: t={t} prediction errors {errs:?}");
-        ensure!(errs.iter().all(|e| e.is_finite()), "non-finite prediction error at t={t}");
-    }
-    Ok(())
+    runs_two_timesteps_at_batch_2("pvgg16", &net, &PREDIFY_SHAPES, 1)
 }

@@ -3,6 +3,7 @@
 
 use super::config::AttackConfig;
 use crate::common::{Error, Result, Rng};
+use crate::loss::predicted_classes;
 use predify_runtime::chain::Segmented;
 use predify_runtime::unroll::{cross_entropy_grads, BackwardOptions, LossOn, Tape};
 use predify_runtime::Predified;
@@ -89,5 +90,6 @@ pub fn predictions<M: Predified + ?Sized>(model: &M, x: &Tensor, timesteps: usiz
 
 /// The argmax of each row of `[N, K]` logits.
 pub(super) fn argmax_rows(logits: &Tensor) -> Result<Vec<usize>> {
-    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|p| p as usize).collect())
+    // As usize: the attacks index classes with the runtime's `usize` labels.
+    Ok(predicted_classes(logits)?.into_iter().map(|p| p as usize).collect())
 }

@@ -43,8 +43,9 @@ pub use summary::CorruptionSummary;
 use crate::common::progress::progress_bar;
 use crate::common::{write_atomic, Error, Result, Rng};
 use crate::data::{gather, Dataset};
+use crate::loss::correct_rows;
 use crate::stats::{paired_difference, PairedCounts};
-use candle_core::{Device, Tensor, D};
+use candle_core::Device;
 use predify_runtime::Predified;
 use rayon::prelude::*;
 use std::path::Path;
@@ -217,12 +218,12 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
             // Drawn per image from (seed, condition, image index): the same noisy image for any
             // batch layout or thread count.
             let x = config.noises[c].apply_indexed(&x, config.seed, start as u64, config.pixel_range)?;
-            let ff = correct(&model.forward_plain(&x)?, &labels)?;
+            let ff = correct_rows(&model.forward_plain(&x)?, &labels)?;
             let mut st = model.new_state(&x)?;
             let mut per_t = Vec::with_capacity(steps);
             for _ in 0..steps {
                 let logits = model.step(&mut st)?;
-                per_t.push(correct(&logits, &labels)?);
+                per_t.push(correct_rows(&logits, &labels)?);
             }
             bar.inc(1);
             Ok((c, start, ff, per_t))
@@ -274,12 +275,6 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         results,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Per row of `logits`: whether its argmax equals the label.
-fn correct(logits: &Tensor, labels: &[u32]) -> Result<Vec<bool>> {
-    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    Ok(pred.iter().zip(labels).map(|(p, l)| p == l).collect())
 }
 
 impl Report {

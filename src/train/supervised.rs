@@ -12,9 +12,9 @@
 use crate::common::progress::progress_bar;
 use crate::common::{epoch_order, write_atomic, Error, Result, Rng};
 use crate::data::{gather, Dataset};
-use crate::loss::cross_entropy;
+use crate::loss::{count_correct, cross_entropy};
 use crate::zoo::mnist8::Mnist8;
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use predify_runtime::layers::Linear;
 use predify_runtime::optim::Adam;
 use rayon::prelude::*;
@@ -140,8 +140,7 @@ pub fn accuracy(net: &Mnist8, set: &(impl Dataset + ?Sized), batch_size: usize) 
     for start in (0..set.len()).step_by(batch_size.max(1)) {
         let idx: Vec<usize> = (start..(start + batch_size).min(set.len())).collect();
         let (x, labels) = gather(set, &idx, &Device::Cpu)?;
-        let p = net.forward(&x)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        correct += p.iter().zip(&labels).filter(|(a, b)| a == b).count();
+        correct += count_correct(&net.forward(&x)?, &labels)?;
     }
     Ok(correct as f64 / set.len().max(1) as f64)
 }

@@ -15,9 +15,9 @@
 use crate::common::progress::progress_bar;
 use crate::common::{epoch_order, Error, Result, Rng};
 use crate::data::{gather, Dataset};
-use crate::loss::cross_entropy;
+use crate::loss::{count_correct, cross_entropy};
 use crate::noise::Noise;
-use candle_core::{Device, Tensor, Var, D};
+use candle_core::{Device, Tensor, Var};
 use predify_runtime::chain::Segmented;
 use predify_runtime::optim::{Adam, Optimizer};
 use predify_runtime::unroll::{BackwardOptions, Tape};
@@ -206,9 +206,6 @@ pub fn tune<M: Segmented + Sync>(model: &mut M, set: &(impl Dataset + ?Sized), c
 pub fn tape_accuracy(tape: &Tape, labels: &[u32]) -> Result<Vec<f64>> {
     tape.logits()
         .iter()
-        .map(|logits| {
-            let p = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            Ok(p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64)
-        })
+        .map(|logits| Ok(count_correct(logits, labels)? as f64 / labels.len().max(1) as f64))
         .collect()
 }
