@@ -107,6 +107,35 @@ pub fn paired_difference(counts: PairedCounts, level: f64, resamples: usize, mut
     PairedDifference { difference, lo, hi, p_value }
 }
 
+/// The paired difference when every image was scored `draws` times (several noise draws):
+/// `a[i]` and `b[i]` count the draws on which image `i` was right for the reference and the
+/// treatment. The difference is `Σ(b − a) / (n·draws)`; its interval is a percentile bootstrap
+/// over images (an image keeps all its draws: they share the image, so they are not independent);
+/// the p-value is the exact two-sided sign test on the per-image differences `b[i] − a[i]`,
+/// which for one draw is McNemar's test. `None` if the lengths differ or `draws` is 0.
+pub fn paired_difference_draws(a: &[u8], b: &[u8], draws: u8, level: f64, resamples: usize, mut uniform: impl FnMut() -> f64) -> Option<PairedDifference> {
+    if a.len() != b.len() || draws == 0 {
+        return None;
+    }
+    let n = a.len();
+    let d: Vec<i64> = a.iter().zip(b).map(|(&x, &y)| i64::from(y) - i64::from(x)).collect();
+    let scale = (n * usize::from(draws)).max(1) as f64;
+    let difference = d.iter().sum::<i64>() as f64 / scale;
+    let (neg, pos) = (d.iter().filter(|&&v| v < 0).count(), d.iter().filter(|&&v| v > 0).count());
+    let p_value = mcnemar_exact(neg, pos);
+    if n == 0 || resamples == 0 || neg + pos == 0 {
+        return Some(PairedDifference { difference, lo: difference, hi: difference, p_value });
+    }
+    let mut diffs: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let w = resample_weights(n, &mut uniform);
+            w.iter().zip(&d).map(|(&k, &v)| i64::from(k) * v).sum::<i64>() as f64 / scale
+        })
+        .collect();
+    let (lo, hi) = percentile_interval(&mut diffs, level);
+    Some(PairedDifference { difference, lo, hi, p_value })
+}
+
 /// One bootstrap resample of `n` images as weights: how often each image was drawn (the weights
 /// sum to `n`), drawn with `uniform` (values in `[0, 1)`). For statistics that need more than
 /// the four cells of [`PairedCounts`], e.g. a mean over several conditions scored on the same
@@ -218,6 +247,24 @@ mod tests {
         let small = PairedCounts { both: 8000, only_a: 340, only_b: 360, neither: 1300 };
         let s = paired_difference(small, 0.95, 400, uniform(7));
         assert!(!s.significant() && s.p_value > 0.4, "{s:?}");
+    }
+
+    #[test]
+    fn draws_generalise_the_paired_difference() {
+        // Three draws on 6 images: differences +2, +1, 0, 0, −1, +3 → 5/18; 3 positive, 1 negative.
+        let a = [0u8, 1, 2, 3, 2, 0];
+        let b = [2u8, 2, 2, 3, 1, 3];
+        let d = paired_difference_draws(&a, &b, 3, 0.95, 300, uniform(2)).unwrap();
+        assert!((d.difference - 5.0 / 18.0).abs() < 1e-12 && d.lo <= d.difference && d.difference <= d.hi, "{d:?}");
+        assert!((d.p_value - mcnemar_exact(1, 3)).abs() < 1e-12);
+        // One draw: the same difference and p-value as the four-cell version.
+        let (x, y) = ([true, true, false, false, true, false], [true, false, true, true, true, true]);
+        let c = PairedCounts::from_outcomes(&x, &y).unwrap();
+        let one = paired_difference_draws(&x.map(u8::from), &y.map(u8::from), 1, 0.95, 300, uniform(2)).unwrap();
+        let cells = paired_difference(c, 0.95, 300, uniform(2));
+        assert_eq!((one.difference, one.p_value), (cells.difference, cells.p_value));
+        assert!(paired_difference_draws(&a, &b[..5], 3, 0.95, 10, uniform(2)).is_none());
+        assert!(paired_difference_draws(&a, &b, 0, 0.95, 10, uniform(2)).is_none());
     }
 
     #[test]

@@ -60,6 +60,8 @@ fn bad_numbers_are_rejected_naming_the_flag() {
         (&["--eval-batch", "1000000000"], "--eval-batch"),
         (&["--tune-batch", "0"], "--tune-batch"),
         (&["--tune-batch", "1000000000"], "--tune-batch"),
+        (&["--noise-draws", "0"], "--noise-draws"),
+        (&["--noise-draws", "101"], "--noise-draws"),
         (&["--tune-noise", "gauss:-1"], "gauss:-1"),
         (&["--tune-noise", "sp:1.5"], "sp:1.5"),
         (&["--tune-noise", "gauss:nan"], "gauss:nan"),

@@ -148,6 +148,7 @@ fn trainer_evaluator_and_tuner_run_on_rgb_images() {
         timesteps: 3,
         batch_size: 16,
         seed: 1,
+        draws: 1,
         noises: vec![Noise::Clean, Noise::Gaussian(0.3), Noise::SaltPepper(0.1)],
         limit: None,
         pixel_range: (0.0, 1.0),

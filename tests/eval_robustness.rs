@@ -40,6 +40,7 @@ fn config() -> EvalConfig {
         timesteps: 3,
         batch_size: 16,
         seed: 5,
+        draws: 1,
         noises: vec![Noise::Clean, Noise::Gaussian(0.5), Noise::SaltPepper(0.2)],
         limit: None,
         pixel_range: (0.0, 1.0),
@@ -166,6 +167,14 @@ fn reports_do_not_depend_on_batch_size_or_thread_count() {
     for (batch, threads) in [(5, 2), (16, 1), (37, 2)] {
         assert_eq!(run(&net, batch, threads), reference, "batch {batch}, {threads} threads");
     }
+    // Several noise draws: the same under batch sizes and thread counts too.
+    let draws = |batch: usize, threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut r = pool.install(|| eval::evaluate(&net, &data, &EvalConfig { draws: 2, ..cfg(batch) })).unwrap();
+        (r.seconds, r.batch_size) = (0.0, 0);
+        r
+    };
+    assert_eq!(draws(5, 2), draws(37, 1));
     // The main job's template: gradient-scaled pcoders with per-sample error scaling are
     // batch-invariant at Predify's α too.
     let net = tiny_net("PTiny", "gradient_scaling = true\nerror_scaling = \"per_sample\"", 4);
@@ -242,4 +251,32 @@ fn hyperparameter_presets() {
     assert_eq!(r.hyperparameters, base.iter().map(|h| [h.feedforward, h.feedback, h.pc]).collect::<Vec<_>>());
     assert_eq!(HyperPreset::parse("paper").unwrap().label(true), "paper α=0");
     assert!(HyperPreset::parse("nope").is_err());
+}
+
+/// Several noise draws per image: draw k is the single-draw evaluation with seed `seed + k`, the
+/// accuracies are the draws' means, the clean condition is drawn once, and the intervals still
+/// cover the differences.
+#[test]
+fn noise_draws_average_single_draw_evaluations() {
+    let net = tiny_net("PTiny", "", 4);
+    let data = synthetic_set(30, 10);
+    let one = |seed| eval::evaluate(&net, &data, &EvalConfig { seed, ..config() }).unwrap();
+    let (a, b) = (one(7), one(8));
+    let both = eval::evaluate(&net, &data, &EvalConfig { seed: 7, draws: 2, ..config() }).unwrap();
+    assert_eq!(both.draws, 2);
+    for ((ra, rb), r) in a.results.iter().zip(&b.results).zip(&both.results) {
+        assert!((r.feedforward - (ra.feedforward + rb.feedforward) / 2.0).abs() < 1e-12, "{:?}", r.noise);
+        for (t, v) in r.timesteps.iter().enumerate() {
+            assert!((v - (ra.timesteps[t] + rb.timesteps[t]) / 2.0).abs() < 1e-12, "{:?} t{t}", r.noise);
+            let p = r.paired[t];
+            assert!((p.diff - (v - r.feedforward)).abs() < 1e-12 && p.ci_lo <= p.diff + 1e-12 && p.diff <= p.ci_hi + 1e-12, "{p:?}");
+            // cells over (draw, image) pairs; the clean condition has one draw
+            let pairs = if r.noise == Noise::Clean { 30 } else { 60 };
+            assert_eq!(p.both + p.only_ff + p.only_pc + p.neither, pairs, "{:?}", r.noise);
+        }
+    }
+    assert_eq!(both.results[0], a.results[0], "the clean condition depends on the draws");
+    assert!(both.table().contains("noise seeds 7..=8, 2 draws per image"), "{}", both.table());
+    assert!(eval::evaluate(&net, &data, &EvalConfig { draws: 0, ..config() }).is_err());
+    assert!(eval::evaluate(&net, &data, &EvalConfig { draws: eval::MAX_DRAWS + 1, ..config() }).is_err());
 }

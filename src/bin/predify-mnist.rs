@@ -86,6 +86,8 @@ evaluation:
   --sp LIST                 salt-and-pepper fractions (default 0.2)
   --eval-batch N            evaluation batch size (default 500; one state per batch)
   --eval-limit N            evaluate the first N test images only (default: all 10000; report: 1000)
+  --noise-draws K           noise draws per image and noisy condition, seeds SEED..SEED+K-1 (default 1,
+                            at most 100); accuracies are means over the draws, intervals resample images
   --hyper predify|paper     hyperparameters: the network's own (Predify's defaults, default) or the
                             paper's (β 0.8, λ 0.1, α 0.01 for every pcoder); report: a list, e.g. predify,paper
   --alpha-zero              also evaluate with α = 0 (the error term off): OUT/robustness-alpha0.*
@@ -129,6 +131,7 @@ struct Args {
     sp: Vec<f32>,
     eval_batch: usize,
     eval_limit: Option<usize>,
+    noise_draws: usize,
     hyper: Option<Vec<HyperPreset>>,
     alpha_zero: bool,
     full: bool,
@@ -170,6 +173,7 @@ impl Default for Args {
             sp: vec![0.2],
             eval_batch: 500,
             eval_limit: None,
+            noise_draws: 1,
             hyper: None,
             alpha_zero: false,
             full: false,
@@ -258,6 +262,7 @@ fn parse_args(raw: &[String]) -> BoxResult<Option<Args>> {
             "--sp" => a.sp = parse_list(flag, &val()?)?,
             "--eval-batch" => a.eval_batch = num(flag, val()?)?,
             "--eval-limit" => a.eval_limit = Some(num(flag, val()?)?),
+            "--noise-draws" => a.noise_draws = num(flag, val()?)?,
             "--hyper" => {
                 a.hyper = Some(val()?.split(',').map(|s| HyperPreset::parse(s).map_err(|e| e.to_string())).collect::<Result<_, _>>()?);
             }
@@ -317,6 +322,9 @@ fn validate_args(a: &Args) -> BoxResult<()> {
     }
     if a.timesteps > MAX_TIMESTEPS {
         return Err(format!("-T/--timesteps {}: at most {MAX_TIMESTEPS}", a.timesteps).into());
+    }
+    if a.noise_draws == 0 || a.noise_draws > predify::eval::MAX_DRAWS {
+        return Err(format!("--noise-draws {}: expected 1..={}", a.noise_draws, predify::eval::MAX_DRAWS).into());
     }
     validate_through_time(a)?;
     for (flag, b) in [("--batch-size", a.batch_size), ("--eval-batch", a.eval_batch), ("--tune-batch", a.tune_batch)] {
@@ -568,6 +576,7 @@ fn main_job(args: &Args) -> BoxResult<()> {
         timesteps: args.timesteps,
         batch_size: args.eval_batch,
         seed: args.seed,
+        draws: args.noise_draws,
         noises,
         limit: args.eval_limit,
         pixel_range: (0.0, 1.0),

@@ -33,6 +33,7 @@
 //! defaults, the paper's, either with α = 0).
 
 mod hyper;
+mod outcomes;
 pub(crate) mod plot;
 mod summary;
 
@@ -45,6 +46,7 @@ use crate::common::{write_atomic, Error, Result, Rng};
 use crate::data::{gather, Dataset};
 use crate::loss::correct_rows;
 use crate::stats::{paired_difference, PairedCounts};
+use outcomes::Outcomes;
 use candle_core::Device;
 use predify_runtime::Predified;
 use rayon::prelude::*;
@@ -58,8 +60,13 @@ pub struct EvalConfig {
     pub timesteps: usize,
     /// Images per batch (one state per batch).
     pub batch_size: usize,
-    /// Seed of the noise.
+    /// Seed of the noise (draw `k` of [`EvalConfig::draws`] uses `seed + k`).
     pub seed: u64,
+    /// Noise draws per image for every random condition (1..=[`MAX_DRAWS`]; the clean
+    /// condition is drawn once): draw `k` is the single-draw evaluation with seed `seed + k`, the
+    /// accuracies are means over the draws, and the intervals resample images with all their
+    /// draws ([`Paired`]).
+    pub draws: usize,
     /// The noise conditions.
     pub noises: Vec<Noise>,
     /// Evaluate the first `n` images only.
@@ -76,6 +83,7 @@ impl Default for EvalConfig {
             timesteps: 10,
             batch_size: 500,
             seed: 0,
+            draws: 1,
             noises: vec![Noise::Clean, Noise::Gaussian(0.5), Noise::Gaussian(1.0), Noise::SaltPepper(0.2)],
             limit: None,
             pixel_range: (0.0, 1.0),
@@ -83,6 +91,9 @@ impl Default for EvalConfig {
         }
     }
 }
+
+/// The most noise draws per image ([`EvalConfig::draws`]).
+pub const MAX_DRAWS: usize = 100;
 
 /// Confidence level of the intervals on accuracy differences.
 pub const CONFIDENCE: f64 = 0.95;
@@ -179,6 +190,9 @@ pub struct Report {
     pub batch_size: usize,
     /// Noise seed.
     pub seed: u64,
+    /// Noise draws per image ([`EvalConfig::draws`]; 1 in reports written before it existed).
+    #[serde(default = "one")]
+    pub draws: usize,
     /// β, λ, α of each pcoder during the evaluation.
     pub hyperparameters: Vec<[f32; 3]>,
     /// One entry per condition, in the configured order.
@@ -190,9 +204,9 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// One batch's outcomes: (condition, first image, feedforward correct per image, correct per
-/// timestep and image).
-type BatchOutcome = (usize, usize, Vec<bool>, Vec<Vec<bool>>);
+/// One batch's outcomes: (condition, draw, first image, feedforward correct per image, correct
+/// per timestep and image).
+type BatchOutcome = (usize, usize, usize, Vec<bool>, Vec<Vec<bool>>);
 
 /// Evaluate `model` on `set` under every condition of `config` (see the module docs).
 pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), config: &EvalConfig) -> Result<Report> {
@@ -204,20 +218,29 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
     if config.batch_size == 0 {
         return Err(Error::Config("batch size must be at least 1".into()));
     }
+    if config.draws == 0 || config.draws > MAX_DRAWS {
+        return Err(Error::Config(format!("noise draws: {} (expected 1..={MAX_DRAWS})", config.draws)));
+    }
     let steps = config.timesteps + 1;
-    let batches: Vec<usize> = (0..n).step_by(config.batch_size).collect();
-    let jobs: Vec<(usize, usize)> = (0..config.noises.len()).flat_map(|c| batches.iter().map(move |&b| (c, b))).collect();
+    // The clean images are the same on every draw: one draw is enough.
+    let draws = |c: usize| if config.noises[c] == Noise::Clean { 1 } else { config.draws };
+    let mut jobs: Vec<(usize, usize, usize)> = Vec::new();
+    for c in 0..config.noises.len() {
+        for k in 0..draws(c) {
+            jobs.extend((0..n).step_by(config.batch_size).map(|b| (c, k, b)));
+        }
+    }
     let bar = progress_bar(config.progress, jobs.len() as u64, "robustness".into());
-    // Per image and condition: feedforward correct, correct at each timestep. Kept image by
-    // image (not counted) for the paired statistics.
-    let outcomes: Vec<Result<BatchOutcome>> = jobs
+    // Per image, condition and draw: feedforward correct, correct at each timestep. Kept image
+    // by image (not counted) for the paired statistics.
+    let batch_outcomes: Vec<Result<BatchOutcome>> = jobs
         .par_iter()
-        .map(|&(c, start)| {
+        .map(|&(c, k, start)| {
             let idx: Vec<usize> = (start..(start + config.batch_size).min(n)).collect();
             let (x, labels) = gather(set, &idx, &Device::Cpu)?;
             // Drawn per image from (seed, condition, image index): the same noisy image for any
             // batch layout or thread count.
-            let x = config.noises[c].apply_indexed(&x, config.seed, start as u64, config.pixel_range)?;
+            let x = config.noises[c].apply_indexed(&x, config.seed.wrapping_add(k as u64), start as u64, config.pixel_range)?;
             let ff = correct_rows(&model.forward_plain(&x)?, &labels)?;
             let mut st = model.new_state(&x)?;
             let mut per_t = Vec::with_capacity(steps);
@@ -226,20 +249,15 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
                 per_t.push(correct_rows(&logits, &labels)?);
             }
             bar.inc(1);
-            Ok((c, start, ff, per_t))
+            Ok((c, k, start, ff, per_t))
         })
         .collect();
     bar.finish_and_clear();
-    // [condition] -> (ff[image], [timestep][image])
-    let mut cells: Vec<(Vec<bool>, Vec<Vec<bool>>)> = config.noises.iter().map(|_| (vec![false; n], vec![vec![false; n]; steps])).collect();
-    for o in outcomes {
-        let (c, start, ff, per_t) = o?;
-        cells[c].0[start..start + ff.len()].copy_from_slice(&ff);
-        for (dst, src) in cells[c].1.iter_mut().zip(per_t) {
-            dst[start..start + src.len()].copy_from_slice(&src);
-        }
+    let mut cells: Vec<Outcomes> = (0..config.noises.len()).map(|c| Outcomes::new(n, steps, draws(c))).collect();
+    for o in batch_outcomes {
+        let (c, k, start, ff, per_t) = o?;
+        cells[c].put(k, start, &ff, &per_t);
     }
-    let acc = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64 / n as f64;
     // Each (condition, timestep) bootstraps from its own generator: the intervals do not depend
     // on which thread computes them or on which other conditions are evaluated.
     let stats: Vec<(usize, usize)> = (0..config.noises.len()).flat_map(|c| (0..steps).map(move |t| (c, t))).collect();
@@ -247,18 +265,17 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         .par_iter()
         .map(|&(c, t)| {
             let mut rng = Rng::derive(config.seed, &format!("eval-bootstrap/{}", config.noises[c].stream_key()), t as u64);
-            Paired::from_outcomes(&cells[c].0, &cells[c].1[t], &mut rng)
+            cells[c].paired(t, &mut rng)
         })
         .collect();
     let mut paired = paired.into_iter();
     let mut results = Vec::with_capacity(config.noises.len());
     for (c, &noise) in config.noises.iter().enumerate() {
-        let (ff, per_t) = &cells[c];
+        let o = &cells[c];
         let paired = paired.by_ref().take(steps).collect::<Result<Vec<_>>>()?;
-        results.push(NoiseResult { noise, images: n, feedforward: acc(ff), timesteps: per_t.iter().map(|v| acc(v)).collect(), paired });
+        results.push(NoiseResult { noise, images: n, feedforward: o.accuracy(None), timesteps: (0..steps).map(|t| o.accuracy(Some(t))).collect(), paired });
     }
-    let corrupted: Vec<summary::Outcomes<'_>> =
-        config.noises.iter().zip(&cells).filter(|(noise, _)| noise.is_corruption()).map(|(_, (ff, per_t))| (ff.as_slice(), per_t.as_slice())).collect();
+    let corrupted: Vec<&Outcomes> = config.noises.iter().zip(&cells).filter(|(noise, _)| noise.is_corruption()).map(|(_, o)| o).collect();
     let pnet = model.pnet();
     let hyperparameters = (0..pnet.len())
         .map(|i| pnet.hyperparameters(i).map(|h| [h.feedforward, h.feedback, h.pc]))
@@ -270,6 +287,7 @@ pub fn evaluate<M: Predified + Sync>(model: &M, set: &(impl Dataset + ?Sized), c
         timesteps: config.timesteps,
         batch_size: config.batch_size,
         seed: config.seed,
+        draws: config.draws,
         hyperparameters,
         corruption_summary: CorruptionSummary::with_intervals(&results, &corrupted, config.seed),
         results,
@@ -286,13 +304,16 @@ impl Report {
         let mut s = String::new();
         let h = self.hyperparameters.iter().enumerate().map(|(i, h)| format!("pc{} β={:.3} λ={:.3} α={:.4}", i + 1, h[0], h[1], h[2])).collect::<Vec<_>>().join(", ");
         let label = if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
+        let seeds = match self.draws {
+            0 | 1 => format!("noise seed {}", self.seed),
+            k => format!("noise seeds {}..={}, {k} draws per image", self.seed, self.seed.wrapping_add(k as u64 - 1)),
+        };
         s.push_str(&format!(
-            "{}{label}: accuracy (%) on {} images, timesteps 0..={} (batch {}, noise seed {}; {h}); Δ = t − ff in points, {:.0}% CI, n.s. = not significant\n",
+            "{}{label}: accuracy (%) on {} images, timesteps 0..={} (batch {}, {seeds}; {h}); Δ = t − ff in points, {:.0}% CI, n.s. = not significant\n",
             self.network,
             self.images,
             self.timesteps,
             self.batch_size,
-            self.seed,
             100.0 * CONFIDENCE
         ));
         let mut head = format!("{:<14} {:>6}", "condition", "ff");
@@ -419,4 +440,9 @@ impl Report {
     pub fn plot(&self, path: &Path) -> Result<()> {
         plot::accuracy_vs_timestep(self, path)
     }
+}
+
+/// The serde default of [`Report::draws`].
+fn one() -> usize {
+    1
 }

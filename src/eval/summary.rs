@@ -1,6 +1,7 @@
 //! The corruption suite summarised over its corruptions: mean accuracy and relative corruption
 //! error per timestep, each with a paired bootstrap interval over images.
 
+use super::outcomes::Outcomes;
 use super::{NoiseResult, BOOTSTRAP_RESAMPLES, CONFIDENCE};
 use crate::common::Rng;
 use crate::stats::{percentile_interval, resample_weights};
@@ -36,8 +37,6 @@ pub struct CorruptionSummary {
     pub relative_error_interval: Vec<[f64; 2]>,
 }
 
-/// Per-image outcomes of one corruption: plain network correct, correct at each timestep.
-pub(crate) type Outcomes<'a> = (&'a [bool], &'a [Vec<bool>]);
 
 /// One bootstrap resample's statistics per timestep: mean accuracy difference, relative error.
 type Draw = (Vec<f64>, Vec<f64>);
@@ -57,27 +56,29 @@ impl CorruptionSummary {
     }
 
     /// [`CorruptionSummary::of`] with the intervals, from the per-image `outcomes` of the
-    /// corruption conditions (in the order of `results`' corruptions, all on the same images);
-    /// the resamples are drawn from `seed` alone, one generator per resample, so the intervals do
-    /// not depend on the thread count.
-    pub(crate) fn with_intervals(results: &[NoiseResult], outcomes: &[Outcomes<'_>], seed: u64) -> Option<Self> {
+    /// corruption conditions (in the order of `results`' corruptions, all on the same images;
+    /// an image keeps all its draws in a resample); the resamples are drawn from `seed` alone,
+    /// one generator per resample, so the intervals do not depend on the thread count.
+    pub(crate) fn with_intervals(results: &[NoiseResult], outcomes: &[&Outcomes], seed: u64) -> Option<Self> {
         let mut s = Self::of(results)?;
-        let n = outcomes.first().map_or(0, |o| o.0.len());
-        if outcomes.len() != s.corruptions || n == 0 {
+        let steps = s.timesteps.len();
+        // Per corruption: how many draws each image was right on, plain and per timestep.
+        let counts: Vec<(Vec<u8>, Vec<Vec<u8>>, usize)> =
+            outcomes.iter().map(|o| (o.counts(None), (0..steps).map(|t| o.counts(Some(t))).collect(), o.draws())).collect();
+        let n = counts.first().map_or(0, |c| c.0.len());
+        if counts.len() != s.corruptions || n == 0 {
             return Some(s);
         }
-        let steps = s.timesteps.len();
-        let k = outcomes.len() as f64;
+        let k = counts.len() as f64;
         // Per resample: the mean difference and the relative error at every timestep.
         let draws: Vec<Draw> = (0..BOOTSTRAP_RESAMPLES)
             .into_par_iter()
             .map(|r| {
                 let mut rng = Rng::derive(seed, "eval-bootstrap/corruption-summary", r as u64);
                 let w = resample_weights(n, || rng.uniform());
-                let total = n as f64;
-                // Branch-free (the outcomes are unpredictable): weight × 0/1.
-                let weighted = |v: &[bool]| v.iter().zip(&w).map(|(&b, &c)| u64::from(b) * u64::from(c)).sum::<u64>() as f64 / total;
-                let accs: Vec<(f64, Vec<f64>)> = outcomes.iter().map(|(ff, per_t)| (weighted(ff), per_t.iter().map(|v| weighted(v)).collect())).collect();
+                // Branch-free (the outcomes are unpredictable): weight × count.
+                let weighted = |v: &[u8], draws: usize| v.iter().zip(&w).map(|(&b, &c)| u64::from(b) * u64::from(c)).sum::<u64>() as f64 / (n * draws) as f64;
+                let accs: Vec<(f64, Vec<f64>)> = counts.iter().map(|(ff, per_t, d)| (weighted(ff, *d), per_t.iter().map(|v| weighted(v, *d)).collect())).collect();
                 let diff = (0..steps).map(|t| accs.iter().map(|(ff, a)| a[t] - ff).sum::<f64>() / k).collect();
                 let errors: Vec<(f64, Vec<f64>)> = accs.iter().map(|(ff, a)| (1.0 - ff, a.iter().map(|x| 1.0 - x).collect())).collect();
                 (diff, relative_errors(&errors, steps).0)
@@ -147,7 +148,13 @@ mod tests {
         let (ta, tb) = (vec![ff_a.clone(), t1_a], vec![ff_b.clone(), t1_b]);
         let results =
             vec![result(Noise::Clean, &ff_a, &ta), result(Noise::Corruption(Corruption::Fog), &ff_a, &ta), result(Noise::Corruption(Corruption::Stripe), &ff_b, &tb)];
-        let s = CorruptionSummary::with_intervals(&results, &[(&ff_a, &ta), (&ff_b, &tb)], 5).unwrap();
+        let outcomes = |ff: &[bool], per_t: &[Vec<bool>]| {
+            let mut o = Outcomes::new(n, 2, 1);
+            o.put(0, 0, ff, per_t);
+            o
+        };
+        let (oa, ob) = (outcomes(&ff_a, &ta), outcomes(&ff_b, &tb));
+        let s = CorruptionSummary::with_intervals(&results, &[&oa, &ob], 5).unwrap();
         assert_eq!(s.corruptions, 2);
         // +40/400 and +20/400: mean +0.075; errors 100 → 60 and 200 → 180: mean ratio 0.75.
         assert!((s.diff(1).unwrap() - 0.075).abs() < 1e-12 && (s.relative_error[1] - 0.75).abs() < 1e-12, "{s:?}");
@@ -160,7 +167,7 @@ mod tests {
         assert!(d.starts_with("+7.50 [") && !d.contains("n.s.") && !re.contains("n.s."), "{d} / {re}");
         assert!(s.display(0).unwrap().0.ends_with("n.s."));
         // Seeded: the same intervals again; without outcomes, none.
-        assert_eq!(CorruptionSummary::with_intervals(&results, &[(&ff_a, &ta), (&ff_b, &tb)], 5).unwrap(), s);
+        assert_eq!(CorruptionSummary::with_intervals(&results, &[&oa, &ob], 5).unwrap(), s);
         assert!(CorruptionSummary::of(&results).unwrap().diff_interval.is_empty());
     }
 }

@@ -57,6 +57,7 @@ pub fn run(args: &Args) -> BoxResult<()> {
         timesteps: args.timesteps,
         batch_size: args.eval_batch,
         seed: args.seed,
+        draws: args.noise_draws,
         noises,
         limit,
         pixel_range: (0.0, 1.0),
@@ -137,12 +138,13 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
     let _ = writeln!(s, "# Robustness report: PMnist8 on {}\n", args.dataset);
     let _ = writeln!(
         s,
-        "{images} test images from `{}`, timesteps 0..={}, evaluation batch {}, seed {}; backbone `{source}`; feedback weights: {feedback}. \
+        "{images} test images from `{}`, timesteps 0..={}, evaluation batch {}, seed {}{}; backbone `{source}`; feedback weights: {feedback}. \
          Written by `predify-mnist report` in {seconds:.0} s.\n",
         dir.display(),
         args.timesteps,
         args.eval_batch,
-        args.seed
+        args.seed,
+        if args.noise_draws > 1 { format!(" ({} noise draws per image, seeds {}..={})", args.noise_draws, args.seed, args.seed.wrapping_add(args.noise_draws as u64 - 1)) } else { String::new() }
     );
     let _ = writeln!(
         s,
