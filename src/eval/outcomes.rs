@@ -1,7 +1,7 @@
 //! Per-image outcomes of one condition, draw by draw, and what the report derives from them:
 //! accuracies and the paired statistics against the plain network.
 
-use super::Paired;
+use super::result::{Paired, BOOTSTRAP_RESAMPLES, CONFIDENCE};
 use crate::common::{Error, Result, Rng};
 
 /// Whether each image was classified correctly, by the plain network and at every timestep,
@@ -72,7 +72,7 @@ impl Outcomes {
             }
         }
         let k = u8::try_from(self.draws.len()).map_err(|_| Error::Config(format!("{} noise draws: at most 255", self.draws.len())))?;
-        let d = crate::stats::paired_difference_draws(&self.counts(None), &self.counts(Some(t)), k, super::CONFIDENCE, super::BOOTSTRAP_RESAMPLES, || rng.uniform())
+        let d = crate::stats::paired_difference_draws(&self.counts(None), &self.counts(Some(t)), k, CONFIDENCE, BOOTSTRAP_RESAMPLES, || rng.uniform())
             .ok_or_else(|| Error::Config("paired outcomes of different lengths".into()))?;
         (p.diff, p.ci_lo, p.ci_hi, p.p) = (d.difference, d.lo, d.hi, d.p_value);
         Ok(p)

@@ -2,7 +2,7 @@
 //! error per timestep, each with a paired bootstrap interval over images.
 
 use super::outcomes::Outcomes;
-use super::{NoiseResult, BOOTSTRAP_RESAMPLES, CONFIDENCE};
+use super::result::{NoiseResult, BOOTSTRAP_RESAMPLES, CONFIDENCE};
 use crate::common::Rng;
 use crate::stats::{percentile_interval, resample_weights};
 use rayon::prelude::*;
