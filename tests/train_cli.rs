@@ -40,6 +40,8 @@ fn main_job_runs_end_to_end_and_resumes() {
     assert!(ok, "--feedback failed: {stderr}");
     assert!(stdout.contains("training skipped") && stdout.contains("robustness after tuning"), "{stdout}");
     assert!(out.join("robustness-tuned.png").is_file());
+    let tuning = std::fs::read_to_string(out.join("tuning.csv")).unwrap();
+    assert!(tuning.starts_with("step,loss,pc1_beta,pc1_lambda,pc1_alpha,pc2_beta") && tuning.lines().count() == 2, "{tuning}");
     // so do Predify's per-pcoder checkpoints, given as their directory
     let pth = dir.join("pth");
     std::fs::create_dir_all(&pth).unwrap();

@@ -622,13 +622,18 @@ fn main_job(args: &Args) -> BoxResult<()> {
         };
         // Tune on the held-out part of the training set, never on the test set.
         let hist = tune::tune(&mut model, &val_set, &tc)?;
-        if let (Some(first), Some(last)) = (hist.first(), hist.last()) {
+        if let Some(last) = hist.last() {
+            // One step's loss is on other images and noise than the next one's: compare whole
+            // passes over the held-out images, the first against the last.
+            let w = (val_set.len().div_ceil(tc.batch_size) / tc.batches_per_step).clamp(1, (hist.len() / 2).max(1));
+            let mean = |s: &[tune::TuneStep]| s.iter().map(|h| h.loss).sum::<f64>() / s.len() as f64;
             println!(
-                "\ntuning: {} steps in {:.1} s, loss {:.4} -> {:.4}; hyperparameters now {}",
+                "\ntuning: {} steps in {:.1} s, mean loss over the first {w} steps {:.4}, over the last {w} {:.4} ({w} steps = one pass over the {} held-out images); hyperparameters now {}",
                 hist.len(),
                 t.elapsed().as_secs_f64(),
-                first.loss,
-                last.loss,
+                mean(&hist[..w]),
+                mean(&hist[hist.len() - w..]),
+                val_set.len(),
                 last.hyperparameters
                     .iter()
                     .enumerate()
@@ -637,6 +642,19 @@ fn main_job(args: &Args) -> BoxResult<()> {
                     .join(", ")
             );
         }
+        // The whole trajectory, one row per step, for plots of the loss and the hyperparameters.
+        let csv_path = args.out.join("tuning.csv");
+        let mut csv = String::from("step,loss");
+        for i in 1..=model.pnet().len() {
+            csv.push_str(&format!(",pc{i}_beta,pc{i}_lambda,pc{i}_alpha"));
+        }
+        for (k, h) in hist.iter().enumerate() {
+            csv.push_str(&format!("\n{},{:.6}", k + 1, h.loss));
+            h.hyperparameters.iter().for_each(|p| csv.push_str(&format!(",{},{},{}", p[0], p[1], p[2])));
+        }
+        csv.push('\n');
+        predify::common::write_atomic(&csv_path, |f| std::io::Write::write_all(f, csv.as_bytes()))?;
+        println!("wrote {}", csv_path.display());
         let tuned = eval::evaluate(&model, &test, &eval_config)?;
         println!("\nrobustness after tuning ({:.1} s):\n{}", tuned.seconds, tuned.table());
         let files = tuned.write_files(&args.out, "robustness-tuned")?;
