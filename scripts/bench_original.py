@@ -55,38 +55,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_reference import peak_rss_bytes  # the same VmHWM reading as the re-implementation's side
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SRC = REPO.parent / "shared" / "reference" / "predify-eca7a74"
 TRAIN_LR, TRAIN_WEIGHT_DECAY = 0.001, 0.0005
 
-MNIST_TOML = """name = "PMnistBench"
-gradient_scaling = false
-shared_hyperparameters = false
-input_size = [1, 28, 28]
-
-[[pcoders]]
-module = "features[1]"
-hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
-
-[[pcoders]]
-module = "features[4]"
-hyperparameters = {feedforward = 0.3, feedback = 0.3, pc = 0.01}
-"""
+# The MNIST-scale net: the same spec file predify-bench compiles in.
+MNIST_TOML = (REPO / "templates" / "bench-mnist.toml").read_text()
 
 
 def log(msg):
     print(f"[bench_original] {msg}", file=sys.stderr, flush=True)
-
-
-def peak_rss_bytes():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def predify_src():
@@ -165,7 +145,7 @@ def config_for(model, src, tmp):
             note += " with shared_hyperparameters = false"
         text = toml.dumps(cfg)
     else:
-        text, note = MNIST_TOML, "scripts/bench_original.py's MNIST_TOML (default predictors)"
+        text, note = MNIST_TOML, "templates/bench-mnist.toml (default predictors)"
     path = Path(tmp) / f"{model}_config.toml"
     path.write_text(text)
     return path, note, toml.loads(text)["name"]
