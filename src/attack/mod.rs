@@ -26,6 +26,7 @@
 //! With gradient scaling (PCoderN) the batch size cancels and results are independent of it.
 
 mod config;
+mod files;
 mod perturb;
 mod plot;
 mod report;

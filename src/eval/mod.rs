@@ -32,6 +32,7 @@
 //! condition). [`HyperPreset`] names the hyperparameter configurations compared (Predify's
 //! defaults, the paper's, either with α = 0).
 
+mod files;
 mod hyper;
 mod outcomes;
 pub(crate) mod plot;
@@ -44,14 +45,13 @@ pub use result::{NoiseResult, Paired, BOOTSTRAP_RESAMPLES, CONFIDENCE, SIGNIFICA
 pub use summary::CorruptionSummary;
 
 use crate::common::progress::progress_bar;
-use crate::common::{write_atomic, Error, Result, Rng};
+use crate::common::{Error, Result, Rng};
 use crate::data::{gather, Dataset};
 use crate::loss::correct_rows;
 use outcomes::Outcomes;
 use candle_core::Device;
 use predify_runtime::Predified;
 use rayon::prelude::*;
-use std::path::Path;
 use std::time::Instant;
 
 /// Settings of a robustness evaluation.
@@ -337,32 +337,6 @@ impl Report {
     /// The whole report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Write `{stem}.csv`, `{stem}.json` and `{stem}.png` into `dir` (atomically each), and
-    /// `{stem}-summary.csv` ([`Report::summary_csv`]) when the report has corruptions.
-    pub fn write_files(&self, dir: &Path, stem: &str) -> Result<Vec<std::path::PathBuf>> {
-        use std::io::Write;
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-        let csv = dir.join(format!("{stem}.csv"));
-        write_atomic(&csv, |f| f.write_all(self.to_csv().as_bytes()))?;
-        let json = dir.join(format!("{stem}.json"));
-        write_atomic(&json, |f| f.write_all(self.to_json().as_bytes()))?;
-        let png = dir.join(format!("{stem}.png"));
-        self.plot(&png)?;
-        let mut files = vec![csv, json, png];
-        if self.corruption_summary.is_some() {
-            let summary = dir.join(format!("{stem}-summary.csv"));
-            write_atomic(&summary, |f| f.write_all(self.summary_csv().as_bytes()))?;
-            files.push(summary);
-        }
-        Ok(files)
-    }
-
-    /// Plot accuracy versus timestep: one panel per condition (its own accuracy scale), the
-    /// plain feedforward network's accuracy as a dashed line; PNG at `path`.
-    pub fn plot(&self, path: &Path) -> Result<()> {
-        plot::accuracy_vs_timestep(self, path)
     }
 }
 
