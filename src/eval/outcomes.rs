@@ -3,6 +3,7 @@
 
 use super::result::{Paired, BOOTSTRAP_RESAMPLES, CONFIDENCE};
 use crate::common::{Error, Result, Rng};
+use crate::stats::PairedCounts;
 
 /// Whether each image was classified correctly, by the plain network and at every timestep,
 /// for each noise draw of one condition.
@@ -62,14 +63,8 @@ impl Outcomes {
         }
         let mut p = Paired { diff: 0.0, ci_lo: 0.0, ci_hi: 0.0, p: 1.0, both: 0, only_ff: 0, only_pc: 0, neither: 0 };
         for (ff, per_t) in &self.draws {
-            for (&a, &b) in ff.iter().zip(&per_t[t]) {
-                match (a, b) {
-                    (true, true) => p.both += 1,
-                    (true, false) => p.only_ff += 1,
-                    (false, true) => p.only_pc += 1,
-                    (false, false) => p.neither += 1,
-                }
-            }
+            let c = PairedCounts::from_outcomes(ff, &per_t[t]).ok_or_else(|| Error::Config("paired outcomes of different lengths".into()))?;
+            (p.both, p.only_ff, p.only_pc, p.neither) = (p.both + c.both, p.only_ff + c.only_a, p.only_pc + c.only_b, p.neither + c.neither);
         }
         let k = u8::try_from(self.draws.len()).map_err(|_| Error::Config(format!("{} noise draws: at most 255", self.draws.len())))?;
         let d = crate::stats::paired_difference_draws(&self.counts(None), &self.counts(Some(t)), k, CONFIDENCE, BOOTSTRAP_RESAMPLES, || rng.uniform())
