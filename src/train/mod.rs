@@ -391,12 +391,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
                 return Err(diverged(format!("pcoder{}: reconstruction loss is {l}", i + 1)));
             }
         }
-        for (name, t) in &grads {
-            if !predify_runtime::tensor_io::all_finite(t)? {
-                return Err(diverged(format!("gradient of `{name}` is not finite")));
-            }
-        }
-        // The update itself can overflow (a huge learning rate): nothing non-finite is kept.
+        // Non-finite gradients are refused, and an update that overflows is undone.
         guarded::step_or_restore(self.optimizer.as_mut(), &self.vars, &grads, diverged)?;
         Ok(per_pcoder)
     }
