@@ -60,30 +60,38 @@ impl Default for SuiteConfig {
     }
 }
 
-/// Counts of one (goal, ε, T) cell or one transfer (goal, ε, timestep) cell.
-#[derive(Debug, Clone, Copy, Default)]
+/// One (goal, ε, T) cell or one transfer (goal, ε, timestep) cell: counts, norms, and whether
+/// the attack succeeded on each image (kept per image for the paired comparisons; the success
+/// count is derived from it).
+#[derive(Debug, Clone)]
 struct Counts {
     clean_correct: usize,
-    success: usize,
     success_correct: usize,
     correct: usize,
     linf: f64,
     l2: f64,
+    won: Vec<bool>,
 }
 
 impl Counts {
-    /// Count one batch and write each image's success into `won_at` (its slice of the cell's
-    /// per-image outcomes, for the paired statistics).
-    fn add(&mut self, goal: Goal, clean: &[usize], adv: &[usize], labels: &[usize], classes: usize, won_at: &mut [bool]) {
-        for (((&c, &a), &l), slot) in clean.iter().zip(adv).zip(labels).zip(won_at) {
+    fn new(images: usize) -> Self {
+        Self { clean_correct: 0, success_correct: 0, correct: 0, linf: 0.0, l2: 0.0, won: vec![false; images] }
+    }
+
+    /// Count one batch whose first image is `first`.
+    fn add(&mut self, goal: Goal, clean: &[usize], adv: &[usize], labels: &[usize], classes: usize, first: usize) {
+        for (((&c, &a), &l), slot) in clean.iter().zip(adv).zip(labels).zip(&mut self.won[first..]) {
             let ok = c == l;
             let won = goal.succeeded(a, l, classes);
             *slot = won;
             self.clean_correct += ok as usize;
-            self.success += won as usize;
             self.success_correct += (ok && won) as usize;
             self.correct += (a == l) as usize;
         }
+    }
+
+    fn success(&self) -> usize {
+        self.won.iter().filter(|&&w| w).count()
     }
 }
 
@@ -113,11 +121,8 @@ where
     let (ng, ne, nt) = (config.goals.len(), config.epsilons.len(), config.timesteps.len());
     let cell = |g: usize, e: usize, t: usize| (g * ne + e) * nt + t;
     let tcell = |g: usize, e: usize, t: usize| (g * ne + e) * t_max + t;
-    let mut cells = vec![Counts::default(); ng * ne * nt];
-    let mut tcells = vec![Counts::default(); if config.transfer { ng * ne * t_max } else { 0 }];
-    // Per cell and image: whether the attack succeeded (paired comparisons across T).
-    let mut won = vec![vec![false; n]; cells.len()];
-    let mut twon = vec![vec![false; n]; tcells.len()];
+    let mut cells = vec![Counts::new(n); ng * ne * nt];
+    let mut tcells = vec![Counts::new(n); if config.transfer { ng * ne * t_max } else { 0 }];
     let plain_in_sweep = config.timesteps.contains(&1);
     let batches = n.div_ceil(config.batch_size);
     let per_batch = ng * ne * (nt + usize::from(config.transfer && !plain_in_sweep));
@@ -126,7 +131,7 @@ where
     let mut classes;
     for b in 0..batches {
         let ids: Vec<usize> = (b * config.batch_size..((b + 1) * config.batch_size).min(n)).collect();
-        let span = ids[0]..ids[0] + ids.len();
+        let first = ids[0];
         let (x, labels) = gather(set, &ids, &device)?;
         let labels: Vec<usize> = labels.into_iter().map(|l| l as usize).collect();
         let (clean_logits, _) = model.run(&x, t_max)?;
@@ -155,9 +160,8 @@ where
                     let adv = attack(t)?;
                     let transfer_here = config.transfer && t == 1 && !transfer_done;
                     let preds = predictions(model, &adv, if transfer_here { t_max } else { t })?;
-                    let k = cell(gi, ei, ti);
-                    let c = &mut cells[k];
-                    c.add(goal, &clean[t - 1], &preds[t - 1], &labels, classes, &mut won[k][span.clone()]);
+                    let c = &mut cells[cell(gi, ei, ti)];
+                    c.add(goal, &clean[t - 1], &preds[t - 1], &labels, classes, first);
                     let adv_vals: Vec<f32> = adv.flatten_all()?.to_vec1()?;
                     for (a, o) in adv_vals.chunks_exact(per).zip(clean_vals.chunks_exact(per)) {
                         let (mut linf, mut l2) = (0f64, 0f64);
@@ -171,8 +175,7 @@ where
                     }
                     if transfer_here {
                         for s in 0..t_max {
-                            let k = tcell(gi, ei, s);
-                            tcells[k].add(goal, &clean[s], &preds[s], &labels, classes, &mut twon[k][span.clone()]);
+                            tcells[tcell(gi, ei, s)].add(goal, &clean[s], &preds[s], &labels, classes, first);
                         }
                         transfer_done = true;
                     }
@@ -182,8 +185,7 @@ where
                     let adv = attack(1)?;
                     let preds = predictions(model, &adv, t_max)?;
                     for s in 0..t_max {
-                        let k = tcell(gi, ei, s);
-                        tcells[k].add(goal, &clean[s], &preds[s], &labels, classes, &mut twon[k][span.clone()]);
+                        tcells[tcell(gi, ei, s)].add(goal, &clean[s], &preds[s], &labels, classes, first);
                     }
                     bar.inc(1);
                 }
@@ -203,14 +205,14 @@ where
             };
             for (ti, &t) in config.timesteps.iter().enumerate() {
                 let c = &cells[cell(gi, ei, ti)];
-                let vs_first = versus(&won[cell(gi, ei, 0)], &won[cell(gi, ei, ti)], "sweep", t)?;
+                let vs_first = versus(&cells[cell(gi, ei, 0)].won, &c.won, "sweep", t)?;
                 rows.push(AttackRow {
                     goal,
                     eps,
                     timesteps: t,
                     images: n,
                     clean_accuracy: frac(c.clean_correct, n),
-                    success_rate: frac(c.success, n),
+                    success_rate: frac(c.success(), n),
                     success_rate_correct: frac(c.success_correct, c.clean_correct),
                     accuracy: frac(c.correct, n),
                     mean_linf: if n == 0 { 0.0 } else { c.linf / n as f64 },
@@ -221,13 +223,13 @@ where
             if config.transfer {
                 for s in 0..t_max {
                     let c = &tcells[tcell(gi, ei, s)];
-                    let vs_plain = versus(&twon[tcell(gi, ei, 0)], &twon[tcell(gi, ei, s)], "transfer", s)?;
+                    let vs_plain = versus(&tcells[tcell(gi, ei, 0)].won, &c.won, "transfer", s)?;
                     transfer.push(TransferRow {
                         goal,
                         eps,
                         timestep: s,
                         clean_accuracy: frac(c.clean_correct, n),
-                        success_rate: frac(c.success, n),
+                        success_rate: frac(c.success(), n),
                         success_rate_correct: frac(c.success_correct, c.clean_correct),
                         accuracy: frac(c.correct, n),
                         vs_plain: Some(vs_plain),
