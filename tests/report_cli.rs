@@ -34,6 +34,9 @@ fn report_and_hyperparameter_flags() {
     for needle in ["## Summary", "`predify`", "`paper α=0`", "error term's share", "relative error", "corruptions-examples.png", "Δlast", "fog", "canny_edges"] {
         assert!(md.contains(needle), "report.md lacks `{needle}`");
     }
+    // The summary's effects each carry their interval: clean, every noise, the corruptions.
+    let row = md.lines().find(|l| l.starts_with("| predify |")).expect("summary row");
+    assert!(row.contains("gauss 0.50 ") && row.contains("gauss 1.00 ") && row.contains("s&p 0.20 ") && row.matches('[').count() >= 6, "{row}");
     for stem in ["noise-predify", "noise-paper", "noise-paper-alpha0", "corruptions-predify", "corruptions-paper", "corruptions-paper-alpha0"] {
         for ext in ["csv", "json", "png"] {
             assert!(out.join(format!("{stem}.{ext}")).is_file(), "{stem}.{ext} not written");

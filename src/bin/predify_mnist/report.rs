@@ -163,14 +163,16 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
     // The headline: the corruption summaries side by side.
     let _ = writeln!(
         s,
-        "## Summary\n\n| configuration | clean Δlast | mean over noises Δlast (pts) | corruptions: mean accuracy ff → t{T} | corruptions: mean Δlast (pts) | relative corruption error at t{T} |\n|---|---|---|---|---|---|",
+        "## Summary\n\n| configuration | clean Δlast | noises: Δlast (pts) | corruptions: mean accuracy ff → t{T} | corruptions: mean Δlast (pts) | relative corruption error at t{T} |\n|---|---|---|---|---|---|",
         T = args.timesteps
     );
     for (label, pair) in sections {
         let noise = &pair[0].2;
         let clean = noise.results.iter().find(|r| r.noise == Noise::Clean).and_then(|r| r.paired.last()).map(|p| p.display()).unwrap_or_default();
-        let noisy: Vec<f64> = noise.results.iter().filter(|r| r.noise != Noise::Clean).filter_map(|r| r.paired.last().map(|p| 100.0 * p.diff)).collect();
-        let mean_noisy = if noisy.is_empty() { String::from("–") } else { format!("{:+.2}", noisy.iter().sum::<f64>() / noisy.len() as f64) };
+        // Each noise with its own interval: a plain mean over them would be an effect without one.
+        let noisy: Vec<String> =
+            noise.results.iter().filter(|r| r.noise != Noise::Clean).filter_map(|r| r.paired.last().map(|p| format!("{} {}", r.noise.label(), p.display()))).collect();
+        let noisy = if noisy.is_empty() { String::from("–") } else { noisy.join("; ") };
         let (acc, (d, ce)) = match &pair[1].2.corruption_summary {
             Some(c) => (
                 format!("{:.2} → {:.2}", 100.0 * c.feedforward, 100.0 * c.timesteps.last().copied().unwrap_or(f64::NAN)),
@@ -178,7 +180,7 @@ fn markdown(args: &Args, dir: &Path, source: &str, feedback: &str, images: usize
             ),
             None => (String::new(), Default::default()),
         };
-        let _ = writeln!(s, "| {label} | {clean} | {mean_noisy} | {acc} | {d} | {ce} |");
+        let _ = writeln!(s, "| {label} | {clean} | {noisy} | {acc} | {d} | {ce} |");
     }
     let _ = writeln!(s);
     // What α = 0 changed: the error term can be small (with plain PCoders and Predify's batch
