@@ -7,7 +7,7 @@
 //! domain, per N×N tile (N = 16, B = N − T + 1 outputs a side), one complex multiply-add per
 //! bin: 8·N(N/2+1)/B² ≈ 8–12 FLOPs. Per bin the channel mixing is a complex GEMM
 //! `[phases·C_out × C_in] · [C_in × tiles]`, with the kernels' spectra computed once (weights are
-//! fixed at inference; [`super::fft_cache`] recomputes them when the weights change). The
+//! fixed at inference; [`super::transform_cache`] recomputes them when the weights change). The
 //! adjoint reuses the same spectra, conjugated and transposed.
 //!
 //! Spectra cost `phases·C_out·C_in·N(N/2+1)` complex values (151 MB for 256×128 channels), so
@@ -192,19 +192,24 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        // Tiles of every sample in the chunk side by side: one GEMM per bin for all of them.
+        // Tiles of every sample in the chunk side by side, bins-major (`[bins][C_small][tiles]`):
+        // one GEMM per bin on contiguous operands for all of them.
         let mut xspec = vec![ZERO; cs * ntk * bins];
-        xspec.par_chunks_mut(ntk * bins).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (ci, dst)| {
+        let xs = SyncPtr::new(&mut xspec);
+        (0..cs).into_par_iter().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; ntk * bins]),
+            |(sc, tile, local), ci| {
                 for si in 0..k {
                     let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
                     for t in 0..nt {
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
                         load_tile(tile, n, |i, j| read(plane, p.small, [i, j]), origin, off);
-                        sp.fft.forward_real(tile, &mut dst[(si * nt + t) * bins..][..bins], sc);
+                        sp.fft.forward_real(tile, &mut local[(si * nt + t) * bins..][..bins], sc);
                     }
                 }
+                // SAFETY: row `ci` of every bin block of `xspec` ([bins][cs][ntk]); only the task
+                // for this `ci` writes it.
+                unsafe { scatter_row(local, ntk, bins, xs, cs, ci) };
             },
         );
         let mut yspec = vec![ZERO; rc * ntk * bins];
@@ -212,15 +217,16 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
         drop(xspec);
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (plane_index, plane)| {
+            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; nt * bins]),
+            |(sc, tile, local), (plane_index, plane)| {
                 let (si, co) = (plane_index / cb, plane_index % cb);
                 plane.fill(0.0);
                 for (r, ph) in sp.phases.iter().enumerate() {
+                    gather_row(&yspec, rc, ntk, r * cb + co, si * nt, nt, bins, local);
                     for t in 0..nt {
                         let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
                         let rows = p.block[0].min(p.len[0] - ty * p.block[0]);
-                        let spec = &yspec[((r * cb + co) * ntk + si * nt + t) * bins..][..bins];
+                        let spec = &local[t * bins..][..bins];
                         sp.fft.inverse_real_rows(spec, tile, sc, 0..rows);
                         for a in 0..rows {
                             for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
@@ -247,11 +253,13 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        // Spectra of every phase's lattice of every big channel, tiles over the small grid.
+        // Spectra of every phase's lattice of every big channel, tiles over the small grid,
+        // bins-major (`[bins][phases·C_big][tiles]`).
         let mut gspec = vec![ZERO; rc * ntk * bins];
-        gspec.par_chunks_mut(ntk * bins).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (rco, dst)| {
+        let gs = SyncPtr::new(&mut gspec);
+        (0..rc).into_par_iter().for_each_init(
+            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; ntk * bins]),
+            |(sc, tile, local), rco| {
                 let ph = &sp.phases[rco / cb];
                 for si in 0..k {
                     let plane = &gbig[((s0 + si) * cb + rco % cb) * bl..][..bl];
@@ -266,9 +274,12 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
                     for t in 0..nt {
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
                         load_tile(tile, n, lattice, origin, p.q0);
-                        sp.fft.forward_real(tile, &mut dst[(si * nt + t) * bins..][..bins], sc);
+                        sp.fft.forward_real(tile, &mut local[(si * nt + t) * bins..][..bins], sc);
                     }
                 }
+                // SAFETY: row `rco` of every bin block of `gspec` ([bins][rc][ntk]); only the
+                // task for this `rco` writes it.
+                unsafe { scatter_row(local, ntk, bins, gs, rc, rco) };
             },
         );
         let mut ospec = vec![ZERO; cs * ntk * bins];
@@ -279,13 +290,14 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
         // read `taps − 1` further on.
         let shift = [p.taps[0] - 1, p.taps[1] - 1];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n]),
-            |(sc, tile), (plane_index, plane)| {
+            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; nt * bins]),
+            |(sc, tile, local), (plane_index, plane)| {
                 let (si, ci) = (plane_index / cs, plane_index % cs);
+                gather_row(&ospec, cs, ntk, ci, si * nt, nt, bins, local);
                 for t in 0..nt {
                     let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
                     let rows = p.block[0].min(p.small[0] - ty * p.block[0]);
-                    let spec = &ospec[(ci * ntk + si * nt + t) * bins..][..bins];
+                    let spec = &local[t * bins..][..bins];
                     sp.fft.inverse_real_rows(spec, tile, sc, shift[0]..shift[0] + rows);
                     for a in 0..rows {
                         let row = (ty * p.block[0] + a) * p.small[1] + tx * p.block[1];
@@ -325,9 +337,39 @@ fn read(plane: &[f32], hw: [usize; 2], [i, j]: [isize; 2]) -> f32 {
     }
 }
 
+/// Write `local` (`[ntk][bins]`: each tile's spectrum) as row `row` of every bin block of a
+/// bins-major buffer `[bins][rows][ntk]`.
+///
+/// # Safety
+///
+/// `dst` must address a buffer of at least `bins·rows·ntk` values with `row < rows`, and no
+/// other task may access row `row` of any bin block while this runs.
+unsafe fn scatter_row(local: &[c32], ntk: usize, bins: usize, dst: SyncPtr<'_, c32>, rows: usize, row: usize) {
+    for b in 0..bins {
+        // SAFETY: elements (b·rows + row)·ntk + t for t < ntk lie inside the buffer and belong
+        // to this row (the caller's contract).
+        let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add((b * rows + row) * ntk), ntk) };
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = local[t * bins + b];
+        }
+    }
+}
+
+/// Read `nt` tiles starting at `t0` of row `row` of a bins-major buffer `[bins][rows][ntk]`
+/// into `local` (`[nt][bins]`).
+#[allow(clippy::too_many_arguments)]
+fn gather_row(src: &[c32], rows: usize, ntk: usize, row: usize, t0: usize, nt: usize, bins: usize, local: &mut [c32]) {
+    for b in 0..bins {
+        let seg = &src[(b * rows + row) * ntk + t0..][..nt];
+        for (t, v) in seg.iter().enumerate() {
+            local[t * bins + b] = *v;
+        }
+    }
+}
+
 /// For every bin b: `dst[b] = K[b] · src[b]` (or `K[b]ᴴ · src[b]` with `adjoint`), where
-/// `K[b]` is the `[rows_k × cols_k]` block of `spectra` and `src`/`dst` are `[channels][nt][bins]`
-/// arrays read and written at bin b. One bin per task, each GEMM on one thread.
+/// `K[b]` is the `[rows_k × cols_k]` block of `spectra` and `src`/`dst` are bins-major
+/// `[bins][channels][nt]` arrays. One bin per task, each GEMM on one thread.
 #[allow(clippy::too_many_arguments)]
 fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32], nt: usize, bins: usize, dst: &mut [c32]) {
     // K[b] is stored [rows = phases·C_big][cols = C_small]; the forward multiplies by it
@@ -335,7 +377,7 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
     // Guards the unchecked accesses below (an invariant of the callers, cheap to keep); checked
     // products, so that no wrapped one passes with a short buffer. They also bound the strides
-    // (nt·bins, m, k) by a slice length, so they fit isize whenever gemm uses them.
+    // (nt, m, k) by a slice length, so they fit isize whenever gemm uses them.
     let total = |a: usize, b: usize, c: usize| a.checked_mul(b).and_then(|v| v.checked_mul(c));
     assert!(
         total(k, nt, bins).is_some_and(|l| l <= src.len())
@@ -352,27 +394,25 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
         dst[..m * nt * bins].fill(ZERO);
         return;
     }
-    let out = SyncPtr::new(dst);
-    (0..bins).into_par_iter().for_each(|b| {
-        // SAFETY: m, nt, k ≥ 1. lhs is the b-th [m×k] block of `spectra`; rhs and dst address
-        // elements (c·nt + t)·bins + b of `src`/`dst` for c < k (resp. m), t < nt, all in bounds
-        // (asserted above, as are the strides' isize range); `dst` is borrowed mutably, so no
-        // input aliases it, and tasks for different b write disjoint elements of it.
+    dst[..m * nt * bins].par_chunks_mut(m * nt).enumerate().for_each(|(b, out)| {
+        // SAFETY: m, nt, k ≥ 1. lhs is the b-th [m×k] block of `spectra`, rhs the b-th [k×nt]
+        // block of `src`, `out` the b-th [m×nt] block of `dst`, all in bounds (asserted above,
+        // as are the strides' isize range); `out` is a unique borrow, so no input aliases it.
         unsafe {
             gemm::gemm(
                 m,
                 nt,
                 k,
-                out.get().add(b),
-                bins as isize,
-                (nt * bins) as isize,
+                out.as_mut_ptr(),
+                1,
+                nt as isize,
                 false,
                 spectra.as_ptr().add(b * m * k),
                 lhs_cs as isize,
                 lhs_rs as isize,
-                src.as_ptr().add(b),
-                bins as isize,
-                (nt * bins) as isize,
+                src.as_ptr().add(b * k * nt),
+                1,
+                nt as isize,
                 ZERO,
                 ONE,
                 false,

@@ -8,7 +8,6 @@ pub mod conv;
 pub mod conv_batched;
 pub mod direct;
 pub mod fft;
-pub mod fft_cache;
 pub mod fft_conv;
 pub mod gemm;
 pub mod geometry;
@@ -19,6 +18,9 @@ pub mod plan;
 pub mod pool;
 pub mod scratch;
 mod sync_ptr;
+pub mod transform_cache;
 pub mod upsample;
+pub mod winograd;
+pub mod winograd_conv;
 
 pub use geometry::ConvGeometry;

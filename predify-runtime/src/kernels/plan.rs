@@ -1,40 +1,46 @@
 //! Algorithm choice per layer shape: one entry point per direction that picks the kernel
 //! (direct correlation, sample-parallel, FFT, stride phases, or im2col/col2im + GEMM) and adds the bias.
 //!
-//! The FFT path needs the layer's spectra cache, so it only runs for callers that pass one
-//! (the `Conv` layer does) and for shapes where [`FftPlan::new`]'s cost model and memory cap
-//! allow it.
+//! The FFT and Winograd paths need the layer's transform cache, so they only run for callers
+//! that pass one (the `Conv` layer does) and for shapes where [`FftPlan::new`]'s (then
+//! [`WinoPlan::new`]'s) cost model and memory cap allow it: the FFT where its spectra fit
+//! (fewest FLOPs), Winograd where they do not (PVGG16's pcoders 4 and 5).
 
 use super::conv::{self, ConvShape};
-use super::fft_cache::{SpectraCache, MAX_SPECTRA_BYTES};
 use super::fft_conv::{self, FftPlan};
+use super::transform_cache::{TransformCache, TransformPlan, Transformed, MAX_SPECTRA_BYTES, MAX_WINOGRAD_BYTES};
+use super::winograd_conv::{self, WinoPlan};
 use super::{conv_batched, direct, phase};
 use rayon::prelude::*;
-use std::sync::Arc;
 
-/// The spectra to use for `s` at this batch size, if the FFT path is chosen.
-fn fft_spectra(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&SpectraCache>) -> Option<Arc<fft_conv::Spectra>> {
-    let plan = FftPlan::new(s, batch, MAX_SPECTRA_BYTES)?;
-    cache?.get(plan, w, s)
+/// The transformed kernels to use for `s` at this batch size, if a transform path is chosen.
+fn transformed(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&TransformCache>) -> Option<Transformed> {
+    let cache = cache?;
+    let plan = match FftPlan::new(s, batch, MAX_SPECTRA_BYTES) {
+        Some(p) => TransformPlan::Fft(p),
+        None => TransformPlan::Winograd(WinoPlan::new(s, MAX_WINOGRAD_BYTES)?),
+    };
+    cache.get(plan, w, s)
 }
 
 /// Convolution forward / transposed-convolution adjoint (big → small), plus an optional bias
 /// over the small grid's channels. `out` is overwritten.
-pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, fft: Option<&SpectraCache>, out: &mut [f32]) {
+pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<&TransformCache>, out: &mut [f32]) {
     if direct::suits(s, s.small_channels) {
         return direct::big_to_small(big, batch, w, s, bias, out);
     }
     if conv_batched::suits(s, batch) {
         return conv_batched::big_to_small(big, batch, w, s, bias, out);
     }
-    if let Some(sp) = fft_spectra(s, batch, w, fft) {
-        fft_conv::big_to_small(big, batch, &sp, &s.geom, out);
-    } else if use_phases(s) {
-        // Strided layers go through the stride-phase decomposition (same result, far less
-    // scattered memory traffic); the rest through im2col + GEMM.
-        phase::big_to_small_phased(big, batch, w, s, out);
-    } else {
-        conv::big_to_small(big, batch, w, s, out);
+    match transformed(s, batch, w, cache) {
+        Some(Transformed::Fft(sp)) => fft_conv::big_to_small(big, batch, &sp, &s.geom, out),
+        Some(Transformed::Winograd(ww)) => winograd_conv::big_to_small(big, batch, &ww, &s.geom, out),
+        None if use_phases(s) => {
+            // Strided layers go through the stride-phase decomposition (same result, far less
+            // scattered memory traffic); the rest through im2col + GEMM.
+            phase::big_to_small_phased(big, batch, w, s, out)
+        }
+        None => conv::big_to_small(big, batch, w, s, out),
     }
     if let Some(b) = bias {
         add_bias(out, batch, b, s.small_channels, s.geom.small_len());
@@ -43,19 +49,18 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
 
 /// Transposed-convolution forward / convolution adjoint (small → big), plus an optional bias
 /// over the big grid's channels. `out` is overwritten.
-pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, fft: Option<&SpectraCache>, out: &mut [f32]) {
+pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<&TransformCache>, out: &mut [f32]) {
     if direct::suits(s, s.big_channels) {
         return direct::small_to_big(small, batch, w, s, bias, out);
     }
     if conv_batched::suits(s, batch) {
         return conv_batched::small_to_big(small, batch, w, s, bias, out);
     }
-    if let Some(sp) = fft_spectra(s, batch, w, fft) {
-        fft_conv::small_to_big(small, batch, &sp, &s.geom, out);
-    } else if use_phases(s) {
-        phase::small_to_big(small, batch, w, s, out);
-    } else {
-        conv::small_to_big(small, batch, w, s, out);
+    match transformed(s, batch, w, cache) {
+        Some(Transformed::Fft(sp)) => fft_conv::small_to_big(small, batch, &sp, &s.geom, out),
+        Some(Transformed::Winograd(ww)) => winograd_conv::small_to_big(small, batch, &ww, &s.geom, out),
+        None if use_phases(s) => phase::small_to_big(small, batch, w, s, out),
+        None => conv::small_to_big(small, batch, w, s, out),
     }
     if let Some(b) = bias {
         add_bias(out, batch, b, s.big_channels, s.geom.big_len());
@@ -97,7 +102,7 @@ mod tests {
         let w: Vec<f32> = pseudo(s.weight_len(), 1).iter().map(|v| v * 0.02).collect();
         let x = pseudo(64 * geom.small_len(), 2);
         let bias = pseudo(64, 3);
-        let cache = SpectraCache::new();
+        let cache = TransformCache::new();
         let mut fast = vec![f32::NAN; 64 * geom.big_len()];
         small_to_big(&x, 1, &w, &s, Some(&bias), Some(&cache), &mut fast);
         let mut want = vec![0f32; fast.len()];

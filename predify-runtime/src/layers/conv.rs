@@ -3,7 +3,7 @@
 use super::{join_nc, split_nc};
 use crate::error::{shape_err, usage, Result};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::fft_cache::SpectraCache;
+use crate::kernels::transform_cache::TransformCache;
 use std::sync::Arc;
 use crate::ops::{ConvDir, ConvOp, ConvWeightGradOp};
 use crate::kernels::geometry::lift3;
@@ -20,8 +20,8 @@ pub struct Conv {
     weight: Var,
     bias: Option<Var>,
     name: String,
-    /// Spectra of the weight for the FFT path, shared by clones (rebuilt on weight changes).
-    fft: Arc<SpectraCache>,
+    /// The weight transformed for the FFT or Winograd path, shared by clones (rebuilt on weight changes).
+    transforms: Arc<TransformCache>,
 }
 
 impl Conv {
@@ -81,7 +81,7 @@ impl Conv {
                 None => None,
             },
             name: name.to_string(),
-            fft: Arc::new(SpectraCache::new()),
+            transforms: Arc::new(TransformCache::new()),
         })
     }
 
@@ -165,9 +165,9 @@ impl Conv {
         let fwd = if self.transposed { ConvDir::SmallToBig } else { ConvDir::BigToSmall };
         Ok(if adjoint {
             let dir = if fwd == ConvDir::SmallToBig { ConvDir::BigToSmall } else { ConvDir::SmallToBig };
-            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), fft: Some(self.fft.clone()) }
+            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), transforms: Some(self.transforms.clone()) }
         } else {
-            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, fft: Some(self.fft.clone()) }
+            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, transforms: Some(self.transforms.clone()) }
         })
     }
 

@@ -2,7 +2,7 @@
 
 use super::f32_slice;
 use crate::kernels::conv::{weight_grad, ConvShape};
-use crate::kernels::fft_cache::SpectraCache;
+use crate::kernels::transform_cache::TransformCache;
 use crate::kernels::plan;
 use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
@@ -34,8 +34,8 @@ pub(crate) struct ConvOp {
     pub batch: usize,
     pub in_shape: Vec<usize>,
     pub out_shape: Vec<usize>,
-    /// The layer's FFT spectra cache (large strided layers; `None`: never FFT).
-    pub fft: Option<Arc<SpectraCache>>,
+    /// The layer's FFT / Winograd transform cache (large strided layers; `None`: never those paths).
+    pub transforms: Option<Arc<TransformCache>>,
 }
 
 impl ConvOp {
@@ -46,8 +46,8 @@ impl ConvOp {
         }
         let mut out = vec![0f32; self.out_shape.iter().product()];
         match self.dir {
-            ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.fft.as_deref(), &mut out),
-            ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.fft.as_deref(), &mut out),
+            ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
+            ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
         }
         Ok((CpuStorage::F32(out), Shape::from(self.out_shape.clone())))
     }
@@ -60,7 +60,7 @@ impl ConvOp {
             batch: self.batch,
             in_shape: self.out_shape.clone(),
             out_shape: self.in_shape.clone(),
-            fft: self.fft.clone(),
+            transforms: self.transforms.clone(),
         };
         let dx = g.apply_op2_no_bwd(&w.contiguous()?, &back)?;
         // Weight gradients only where someone asked for them (trainable weights).

@@ -1,0 +1,128 @@
+//! The kernels of one layer transformed for a fast algorithm (FFT spectra or Winograd
+//! transforms), kept between calls and rebuilt when the weights change.
+//!
+//! Layers own a [`TransformCache`]; each call fingerprints the weight values (one parallel read,
+//! about a millisecond per 10 MB) and reuses the transforms when the plan and fingerprint match,
+//! so weights updated in place (training, `Var::set`) never meet stale transforms.
+
+use super::conv::ConvShape;
+use super::fft_conv::{FftPlan, Spectra};
+use super::winograd_conv::{WinoPlan, WinoWeights};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// At most this many bytes of FFT spectra per layer; above it the layer tries Winograd.
+pub const MAX_SPECTRA_BYTES: usize = 256 << 20;
+
+/// At most this many bytes of Winograd transforms per layer; above it the layer stays on GEMM.
+/// PVGG16's largest predictor (512×512 channels, k14) needs 268 MB (1.31× its weights).
+pub const MAX_WINOGRAD_BYTES: usize = 288 << 20;
+
+/// Which transform a layer uses, with its geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformPlan {
+    /// FFT spectra ([`super::fft_conv`]).
+    Fft(FftPlan),
+    /// Winograd F(2×2, r×r) transforms ([`super::winograd_conv`]).
+    Winograd(WinoPlan),
+}
+
+/// A layer's transformed kernels.
+#[derive(Debug, Clone)]
+pub enum Transformed {
+    /// FFT spectra.
+    Fft(Arc<Spectra>),
+    /// Winograd transforms.
+    Winograd(Arc<WinoWeights>),
+}
+
+impl Transformed {
+    fn build(plan: TransformPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
+        Some(match plan {
+            TransformPlan::Fft(p) => Self::Fft(Arc::new(Spectra::build(p, w, s)?)),
+            TransformPlan::Winograd(p) => Self::Winograd(Arc::new(WinoWeights::build(p, w, s)?)),
+        })
+    }
+
+    #[cfg(test)]
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Fft(a), Self::Fft(b)) => Arc::ptr_eq(a, b),
+            (Self::Winograd(a), Self::Winograd(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// One layer's cached transforms (empty until a fast path first runs).
+#[derive(Debug, Default)]
+pub struct TransformCache {
+    slot: Mutex<Option<(TransformPlan, u64, Transformed)>>,
+}
+
+impl TransformCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The transforms of `w` for `plan`, built on a miss. `None` only if `plan` cannot be built.
+    pub fn get(&self, plan: TransformPlan, w: &[f32], s: &ConvShape) -> Option<Transformed> {
+        let fp = fingerprint(w);
+        // A poisoned lock only means another thread panicked mid-build; the slot is replaced.
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, f, sp)) = slot.as_ref() {
+            if *p == plan && *f == fp {
+                return Some(sp.clone());
+            }
+        }
+        // Drop the old transforms before building the new ones (peak memory).
+        *slot = None;
+        let sp = Transformed::build(plan, w, s)?;
+        *slot = Some((plan, fp, sp.clone()));
+        Some(sp)
+    }
+}
+
+/// A 64-bit fingerprint of the values' bit patterns (position-dependent).
+pub fn fingerprint(w: &[f32]) -> u64 {
+    const CHUNK: usize = 1 << 16;
+    w.par_chunks(CHUNK)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut h = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            for v in c {
+                h = (h ^ v.to_bits() as u64).wrapping_mul(0x100_0000_01b3).rotate_left(5);
+            }
+            h.wrapping_mul(0xc4ce_b9fe_1a85_ec53)
+        })
+        .reduce(|| 0, |a, b| a.wrapping_add(b))
+        ^ w.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::ConvGeometry;
+
+    #[test]
+    fn rebuilds_when_the_weights_change() {
+        let geom = ConvGeometry::for_conv_transpose([1, 9, 9], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 2, big_channels: 3, groups: 1, geom };
+        let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
+        let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
+        let cache = TransformCache::new();
+        let a = cache.get(plan, &w, &s).unwrap();
+        let b = cache.get(plan, &w, &s).unwrap();
+        assert!(a.same(&b));
+        w[7] += 1.0;
+        let c = cache.get(plan, &w, &s).unwrap();
+        assert!(!a.same(&c));
+        // Another plan for the same weights replaces the slot.
+        let wino = TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap());
+        let d = cache.get(wino, &w, &s).unwrap();
+        assert!(matches!(d, Transformed::Winograd(_)) && !d.same(&c));
+        assert!(d.same(&cache.get(wino, &w, &s).unwrap()));
+        assert_ne!(fingerprint(&w[..8]), fingerprint(&w[1..9]));
+    }
+}

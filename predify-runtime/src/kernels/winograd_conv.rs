@@ -1,0 +1,358 @@
+//! Winograd convolution for strided transposed convolutions whose FFT spectra would not fit in
+//! memory (PVGG16's pcoders 4 and 5: k14 s2, 512 channels on 28² and 14² grids), and their
+//! adjoints.
+//!
+//! The stride phases ([`super::phase`]) turn the layer into s² stride-1 correlations of the
+//! small grid with r×r sub-kernels (r = 7). Each runs as F(2×2, r×r) ([`super::winograd`]):
+//! per 2×2 output tile and transform element e < n² (n = r + 1), the channel mixing is one real
+//! GEMM `M[e] = U[e]·V[e]` with `U[e]`: `[phases·C_big × C_small]` (the kernels' transforms,
+//! cached like the FFT spectra: n²/r² = 1.31× the weights) and `V[e]`: `[C_small × tiles]`.
+//! That is 2n² FLOPs per 2×2 outputs and channel pair instead of 8r² (3.06× fewer at r = 7).
+//! The adjoint multiplies by the transposed `U[e]` and scatters the transformed tiles back
+//! (overlap-add), the exact transpose of the forward.
+
+use super::conv::ConvShape;
+use super::fft_conv::FftPlan;
+use super::gemm::{matmul_serial, MatRef};
+use super::phase::{self, AxisPhase};
+use super::sync_ptr::SyncPtr;
+use super::winograd::{sandwich, Transforms, M};
+use super::ConvGeometry;
+use rayon::prelude::*;
+
+/// The Winograd path's geometry for one layer (uniform stride phases, 2-D, no groups, square
+/// sub-kernels of at most [`super::winograd::MAX_TAPS`] taps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WinoPlan {
+    /// Sub-kernel taps per axis (equal).
+    pub taps: usize,
+    /// First phase-lattice coordinate q0 per axis.
+    pub q0: [usize; 2],
+    /// Phase lattice per axis (the forward's output grid per phase).
+    pub len: [usize; 2],
+    /// Small grid (H, W).
+    pub small: [usize; 2],
+    /// Number of phases (stride_h · stride_w).
+    pub phases: usize,
+    /// Channels on the small grid (transposed convolution's input).
+    pub small_channels: usize,
+    /// Channels on the big grid (transposed convolution's output).
+    pub big_channels: usize,
+}
+
+impl WinoPlan {
+    /// The plan for `s` if the Winograd path applies, is expected to pay off, and its
+    /// transformed weights take at most `max_bytes`.
+    pub fn new(s: &ConvShape, max_bytes: usize) -> Option<Self> {
+        let plan = Self::geometry(s)?;
+        let n = (plan.taps + M - 1) as f64;
+        let (cs, cb) = (s.small_channels as f64, s.big_channels as f64);
+        let direct = 2.0 * cs * cb * s.geom.kernel_len() as f64 * s.geom.small_len() as f64;
+        let tiles = plan.tiles() as f64;
+        // GEMMs plus the two tile transforms (≈ 4n³ FLOPs per tile and channel on each side);
+        // the factor 1.5 covers the transforms' lower arithmetic rate and the gathers.
+        let gemm = 2.0 * n * n * plan.phases as f64 * cb * cs * tiles;
+        let transforms = 4.0 * n * n * n * tiles * (cs + cb * plan.phases as f64);
+        (1.5 * (gemm + transforms) < direct && plan.weight_bytes() <= max_bytes).then_some(plan)
+    }
+
+    /// The plan for `s` whenever the Winograd path can compute it, whatever it costs.
+    pub fn geometry(s: &ConvShape) -> Option<Self> {
+        let f = FftPlan::geometry(s)?;
+        (f.taps[0] == f.taps[1] && Transforms::new(f.taps[0]).is_some()).then_some(Self {
+            taps: f.taps[0],
+            q0: f.q0,
+            len: f.len,
+            small: f.small,
+            phases: f.phases,
+            small_channels: f.small_channels,
+            big_channels: f.big_channels,
+        })
+    }
+
+    /// Bytes of the transformed weights.
+    pub fn weight_bytes(&self) -> usize {
+        let n = self.taps + M - 1;
+        n * n * self.phases * self.big_channels * self.small_channels * std::mem::size_of::<f32>()
+    }
+
+    /// 2×2 tiles per axis over the phase lattice.
+    fn tiles_hw(&self) -> [usize; 2] {
+        [self.len[0].div_ceil(M), self.len[1].div_ceil(M)]
+    }
+
+    /// Tiles per sample.
+    fn tiles(&self) -> usize {
+        let [h, w] = self.tiles_hw();
+        h * w
+    }
+
+    /// Where a tile's data starts on the small grid, relative to its outputs: the forward
+    /// correlation reads x at j + a − (taps − 1 − q0).
+    fn offset(&self) -> [usize; 2] {
+        [self.taps - 1 - self.q0[0], self.taps - 1 - self.q0[1]]
+    }
+}
+
+/// One layer's transformed kernels: `U[e][phases·C_big][C_small]`.
+#[derive(Debug)]
+pub struct WinoWeights {
+    plan: WinoPlan,
+    phases: Vec<[AxisPhase; 3]>,
+    tr: Transforms,
+    u: Vec<f32>,
+}
+
+impl WinoWeights {
+    /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`.
+    ///
+    /// # Panics
+    ///
+    /// If `plan` was not made for `s` (its phase count differs) or `w` is too short.
+    pub fn build(plan: WinoPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
+        let tr = Transforms::new(plan.taps)?;
+        let phases = phase::phases(&s.geom);
+        assert_eq!(phases.len(), plan.phases, "WinoWeights::build: plan for a different layer");
+        let (n, r) = (tr.n, plan.taps);
+        let (cs, cb) = (plan.small_channels, plan.big_channels);
+        let rows = plan.phases * cb;
+        let mut u = vec![0f32; n * n * rows * cs];
+        let ptr = SyncPtr::new(&mut u);
+        for (p, ph) in phases.iter().enumerate() {
+            // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
+            let sub = phase::sub_kernel(w, s, ph, true);
+            (0..cb).into_par_iter().for_each_init(
+                || (vec![0f32; r * r * cs], vec![0f32; n * r * cs], vec![0f32; n * n * cs]),
+                |(k, tmp, out), co| {
+                    // The channel's kernels with the input channel innermost: the lanes.
+                    for ci in 0..cs {
+                        for t in 0..r * r {
+                            k[t * cs + ci] = sub[(co * cs + ci) * r * r + t];
+                        }
+                    }
+                    sandwich(&tr.g, n, r, k, cs, cs, tmp, out);
+                    let row = p * cb + co;
+                    for e in 0..n * n {
+                        // SAFETY: row `row` of block e lies inside `u` (n²·rows·cs values; e < n²,
+                        // row < rows as p < plan.phases and co < cb), and only the task for
+                        // this (p, co) writes it.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(out[e * cs..].as_ptr(), ptr.get().add((e * rows + row) * cs), cs);
+                        }
+                    }
+                },
+            );
+        }
+        Some(Self { plan, phases, tr, u })
+    }
+
+    /// The plan these weights were built for.
+    pub fn plan(&self) -> &WinoPlan {
+        &self.plan
+    }
+
+    /// `U[e]` as a `[phases·C_big × C_small]` matrix.
+    fn block(&self, e: usize) -> MatRef<'_> {
+        let (rows, cs) = (self.plan.phases * self.plan.big_channels, self.plan.small_channels);
+        MatRef::new(&self.u[e * rows * cs..][..rows * cs], rows, cs)
+    }
+}
+
+/// Transposed-convolution forward (small → big) by Winograd; `out` is overwritten.
+pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
+    let (p, tr) = (&ww.plan, &ww.tr);
+    let (cs, cb, n) = (p.small_channels, p.big_channels, tr.n);
+    let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
+    let rows = p.phases * cb;
+    let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
+    let chunk = samples_per_chunk(rows * nn * nt, batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
+        // V: [C_small][e][tiles of every sample in the chunk].
+        let mut v = vec![0f32; cs * nn * ntk];
+        v.par_chunks_mut(nn * ntk).enumerate().for_each_init(
+            || (vec![0f32; nn * ntk], vec![0f32; nn * ntk]),
+            |(d, tmp), (ci, dst)| {
+                for si in 0..k {
+                    let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
+                    for t in 0..nt {
+                        let origin = [(t / tw) * M, (t % tw) * M];
+                        for a in 0..n {
+                            for b in 0..n {
+                                let i = (origin[0] + a) as isize - off[0] as isize;
+                                let j = (origin[1] + b) as isize - off[1] as isize;
+                                d[(a * n + b) * ntk + si * nt + t] = read(plane, p.small, i, j);
+                            }
+                        }
+                    }
+                }
+                sandwich(&tr.bt, n, n, d, ntk, ntk, tmp, dst);
+            },
+        );
+        let vm = MatRef::new(&v, cs, nn * ntk);
+        let mut m = vec![0f32; nn * rows * ntk];
+        m.par_chunks_mut(rows * ntk).enumerate().for_each(|(e, dst)| {
+            matmul_serial(dst, ww.block(e), vm.cols(e * ntk, (e + 1) * ntk), false);
+        });
+        drop(v);
+        let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
+        dst.par_chunks_mut(bl).enumerate().for_each_init(
+            || (vec![0f32; M * n * nt], vec![0f32; M * M * nt]),
+            |(tmp, y), (plane_index, plane)| {
+                let (si, co) = (plane_index / cb, plane_index % cb);
+                plane.fill(0.0);
+                for (r, ph) in ww.phases.iter().enumerate() {
+                    let row = r * cb + co;
+                    sandwich(&tr.at, M, n, &m[row * ntk + si * nt..], rows * ntk, nt, tmp, y);
+                    for t in 0..nt {
+                        let (ty, tx) = (t / tw, t % tw);
+                        for a in 0..M.min(p.len[0] - ty * M) {
+                            for b in 0..M.min(p.len[1] - tx * M) {
+                                let j = [0, ty * M + a, tx * M + b];
+                                plane[phase::big_index(g, ph, j)] = y[(a * M + b) * nt + t];
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// Transposed-convolution adjoint (big → small) by Winograd; `out` is overwritten.
+pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
+    let (p, tr) = (&ww.plan, &ww.tr);
+    let (cs, cb, n) = (p.small_channels, p.big_channels, tr.n);
+    let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
+    let rows = p.phases * cb;
+    let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
+    let chunk = samples_per_chunk(rows * nn * nt, batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
+        // Mg: [phases·C_big][e][tiles]: each phase lattice's 2×2 tiles, transformed by A·dY·Aᵀ.
+        let mut mg = vec![0f32; rows * nn * ntk];
+        mg.par_chunks_mut(nn * ntk).enumerate().for_each_init(
+            || (vec![0f32; M * M * ntk], vec![0f32; n * M * ntk]),
+            |(dy, tmp), (row, dst)| {
+                let (ph, co) = (&ww.phases[row / cb], row % cb);
+                for si in 0..k {
+                    let plane = &gbig[((s0 + si) * cb + co) * bl..][..bl];
+                    for t in 0..nt {
+                        let (ty, tx) = (t / tw, t % tw);
+                        for a in 0..M {
+                            for b in 0..M {
+                                let (i, j) = (ty * M + a, tx * M + b);
+                                let inside = i < p.len[0] && j < p.len[1];
+                                dy[(a * M + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+                sandwich(&tr.a, n, M, dy, ntk, ntk, tmp, dst);
+            },
+        );
+        let mgm = MatRef::new(&mg, rows, nn * ntk);
+        let mut vg = vec![0f32; nn * cs * ntk];
+        vg.par_chunks_mut(cs * ntk).enumerate().for_each(|(e, dst)| {
+            matmul_serial(dst, ww.block(e).t(), mgm.cols(e * ntk, (e + 1) * ntk), false);
+        });
+        drop(mg);
+        let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
+        dst.par_chunks_mut(sl).enumerate().for_each_init(
+            || (vec![0f32; nn * nt], vec![0f32; nn * nt]),
+            |(tmp, dd), (plane_index, plane)| {
+                let (si, ci) = (plane_index / cs, plane_index % cs);
+                sandwich(&tr.b, n, n, &vg[ci * ntk + si * nt..], cs * ntk, nt, tmp, dd);
+                // Overlap-add every tile's n×n data gradient; taps outside the grid read zeros
+                // in the forward, so their gradient is dropped.
+                plane.fill(0.0);
+                for t in 0..nt {
+                    let origin = [(t / tw) * M, (t % tw) * M];
+                    for a in 0..n {
+                        let Some(i) = (origin[0] + a).checked_sub(off[0]).filter(|&i| i < p.small[0]) else { continue };
+                        for b in 0..n {
+                            if let Some(j) = (origin[1] + b).checked_sub(off[1]).filter(|&j| j < p.small[1]) {
+                                plane[i * p.small[1] + j] += dd[(a * n + b) * nt + t];
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// Samples per pass: as many as keep the largest transient (`values` per sample) under 64 MB.
+fn samples_per_chunk(values: usize, batch: usize) -> usize {
+    const MAX_BYTES: usize = 64 << 20;
+    (MAX_BYTES / (values * std::mem::size_of::<f32>()).max(1)).clamp(1, batch.max(1))
+}
+
+/// `plane[i, j]` of an `hw` grid, zero outside.
+fn read(plane: &[f32], hw: [usize; 2], i: isize, j: isize) -> f32 {
+    if i < 0 || j < 0 || i as usize >= hw[0] || j as usize >= hw[1] {
+        0.0
+    } else {
+        plane[i as usize * hw[1] + j as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv;
+    use super::*;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
+    }
+
+    #[test]
+    fn equals_the_gemm_kernels() {
+        // (small grid, kernel, stride, padding, output padding): PVGG16's k14 s2 p6 on an odd
+        // grid and on a grid of whole tiles, k10 (5 taps), stride 3 without padding, 2 taps.
+        let cases: [([usize; 2], usize, usize, usize, usize); 5] =
+            [([9, 7], 14, 2, 6, 0), ([6, 6], 14, 2, 6, 0), ([13, 11], 10, 2, 4, 0), ([6, 8], 6, 3, 0, 0), ([7, 5], 4, 2, 2, 0)];
+        for (hw, k, st, p, op) in cases {
+            let geom = ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, op, op], [1, 1, 1]).unwrap();
+            let s = ConvShape { small_channels: 6, big_channels: 5, groups: 1, geom };
+            let Some(plan) = WinoPlan::geometry(&s) else {
+                panic!("no Winograd plan for {geom:?}");
+            };
+            let w = pseudo(s.weight_len(), 2);
+            let ww = WinoWeights::build(plan, &w, &s).unwrap();
+            for batch in [1, 3] {
+                let x = pseudo(batch * 6 * geom.small_len(), 1);
+                let (mut a, mut b) = (vec![0f32; batch * 5 * geom.big_len()], vec![f32::NAN; batch * 5 * geom.big_len()]);
+                conv::small_to_big(&x, batch, &w, &s, &mut a);
+                small_to_big(&x, batch, &ww, &geom, &mut b);
+                assert!(rel_diff(&b, &a) < 2e-5, "forward {geom:?}: {}", rel_diff(&b, &a));
+                let y = pseudo(a.len(), 3);
+                let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
+                conv::big_to_small(&y, batch, &w, &s, &mut c);
+                big_to_small(&y, batch, &ww, &geom, &mut e);
+                assert!(rel_diff(&e, &c) < 2e-5, "adjoint {geom:?}: {}", rel_diff(&e, &c));
+            }
+        }
+    }
+
+    #[test]
+    fn cost_model_and_memory_cap() {
+        // PVGG16's pcoder 5 (512→512, k14 s2 p6 on 14×14): 268 MB of transformed weights,
+        // 1.31× its own; tiny layers do not pay off; 8 × 8 taps are beyond the point set.
+        let geom = ConvGeometry::for_conv_transpose([1, 14, 14], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 512, big_channels: 512, groups: 1, geom };
+        let plan = WinoPlan::new(&s, usize::MAX).unwrap();
+        assert_eq!(plan.weight_bytes(), 64 * 4 * 512 * 512 * 4);
+        assert!(WinoPlan::new(&s, plan.weight_bytes() - 1).is_none());
+        assert!(WinoPlan::new(&ConvShape { small_channels: 2, big_channels: 2, ..s }, usize::MAX).is_none());
+        let geom = ConvGeometry::for_conv_transpose([1, 14, 14], [1, 16, 16], [1, 2, 2], [0, 7, 7], [0, 0, 0], [1, 1, 1]).unwrap();
+        assert!(WinoPlan::geometry(&ConvShape { geom, ..s }).is_none());
+    }
+}
