@@ -69,32 +69,23 @@ impl FftPlan {
 
     /// The plan for `s` whenever the FFT path can compute it, whatever it costs.
     pub fn geometry(s: &ConvShape) -> Option<Self> {
-        let g = &s.geom;
-        let trivial_d = g.big[0] == 1 && g.small[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 && g.padding[0] == 0;
-        if s.groups != 1 || !trivial_d || !phase::applicable(g) {
+        if !phase::applicable(&s.geom) {
             return None;
         }
-        let phs = phase::phases(g);
-        let uniform = |a: usize| phs.iter().all(|p| (p[a].taps, p[a].q0, p[a].len) == (phs[0][a].taps, phs[0][a].q0, phs[0][a].len));
-        if phs.len() != g.stride[1] * g.stride[2] || !uniform(1) || !uniform(2) {
-            return None;
-        }
-        let (p1, p2) = (phs[0][1], phs[0][2]);
-        let tmax = p1.taps.max(p2.taps);
+        let u = phase::uniform_2d(s)?;
+        let tmax = u.taps[0].max(u.taps[1]);
         let n = if tmax <= 8 { 16 } else if tmax <= 16 { 32 } else { return None };
-        let plan = Self {
+        Some(Self {
             n,
-            taps: [p1.taps, p2.taps],
-            block: [n - p1.taps + 1, n - p2.taps + 1],
-            q0: [p1.q0, p2.q0],
-            len: [p1.len, p2.len],
-            small: [g.small[1], g.small[2]],
-            phases: phs.len(),
+            taps: u.taps,
+            block: [n - u.taps[0] + 1, n - u.taps[1] + 1],
+            q0: u.q0,
+            len: u.len,
+            small: [s.geom.small[1], s.geom.small[2]],
+            phases: u.count,
             small_channels: s.small_channels,
             big_channels: s.big_channels,
-        };
-        let fits = plan.taps.iter().all(|&t| t > 0) && plan.taps[0] > plan.q0[0] && plan.taps[1] > plan.q0[1];
-        fits.then_some(plan)
+        })
     }
 
     /// Bytes of the kernels' spectra.

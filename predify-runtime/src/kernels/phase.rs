@@ -42,6 +42,43 @@ pub fn applicable(g: &ConvGeometry) -> bool {
         && (0..3).all(|a| axis_phases(g, a).iter().all(|ph| ph.taps == 0 || ph.q0 < ph.taps))
 }
 
+/// The stride phases of a 2-D layer (trivial depth axis, no groups, unit dilation) when they
+/// all have the same shape: what the FFT and Winograd paths need. Stride 1 is one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UniformPhases {
+    /// Sub-kernel taps per axis (H, W).
+    pub taps: [usize; 2],
+    /// First phase-lattice coordinate q0 per axis.
+    pub q0: [usize; 2],
+    /// Phase lattice per axis.
+    pub len: [usize; 2],
+    /// Number of phases (stride_h · stride_w).
+    pub count: usize,
+}
+
+/// [`UniformPhases`] of `s`, if its phases are uniform and each is a stride-1 correlation with
+/// non-negative padding (q0 < taps).
+pub(crate) fn uniform_2d(s: &ConvShape) -> Option<UniformPhases> {
+    let g = &s.geom;
+    let trivial_d = g.big[0] == 1 && g.small[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 && g.padding[0] == 0;
+    if s.groups != 1 || !trivial_d || g.dilation != [1, 1, 1] {
+        return None;
+    }
+    let phs = phases(g);
+    let first = *phs.first()?;
+    let uniform = |a: usize| phs.iter().all(|p| (p[a].taps, p[a].q0, p[a].len) == (first[a].taps, first[a].q0, first[a].len));
+    if phs.len() != g.stride[1] * g.stride[2] || !uniform(1) || !uniform(2) {
+        return None;
+    }
+    let u = UniformPhases {
+        taps: [first[1].taps, first[2].taps],
+        q0: [first[1].q0, first[2].q0],
+        len: [first[1].len, first[2].len],
+        count: phs.len(),
+    };
+    (u.taps[0] > u.q0[0] && u.taps[1] > u.q0[1]).then_some(u)
+}
+
 /// Iterate over the 3-D phase combinations with at least one tap on every axis.
 pub(crate) fn phases(g: &ConvGeometry) -> Vec<[AxisPhase; 3]> {
     let (pd, ph, pw) = (axis_phases(g, 0), axis_phases(g, 1), axis_phases(g, 2));

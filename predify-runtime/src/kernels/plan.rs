@@ -9,18 +9,18 @@
 use super::conv::{self, ConvShape};
 use super::fft_conv::{self, FftPlan};
 use super::transform_cache::{TransformCache, TransformPlan, Transformed, MAX_SPECTRA_BYTES, MAX_WINOGRAD_BYTES};
-use super::winograd_conv::{self, WinoPlan};
+use super::winograd_conv::{self, Favour, WinoPlan};
 use super::{conv_batched, direct, phase};
 use rayon::prelude::*;
 
 /// The transformed kernels to use for `s` at this batch size, if a transform path is chosen.
-fn transformed(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&TransformCache>) -> Option<Transformed> {
+fn transformed(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&TransformCache>, favour: Favour) -> Option<Transformed> {
     let cache = cache?;
     let plan = match FftPlan::new(s, batch, MAX_SPECTRA_BYTES) {
         Some(p) => TransformPlan::Fft(p),
         None => TransformPlan::Winograd(WinoPlan::new(s, MAX_WINOGRAD_BYTES)?),
     };
-    cache.get(plan, w, s)
+    cache.get(plan, w, s, favour)
 }
 
 /// Convolution forward / transposed-convolution adjoint (big → small), plus an optional bias
@@ -32,7 +32,7 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
     if conv_batched::suits(s, batch) {
         return conv_batched::big_to_small(big, batch, w, s, bias, out);
     }
-    match transformed(s, batch, w, cache) {
+    match transformed(s, batch, w, cache, Favour::BigToSmall) {
         Some(Transformed::Fft(sp)) => fft_conv::big_to_small(big, batch, &sp, &s.geom, out),
         Some(Transformed::Winograd(ww)) => winograd_conv::big_to_small(big, batch, &ww, &s.geom, out),
         None if use_phases(s) => {
@@ -56,7 +56,7 @@ pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias:
     if conv_batched::suits(s, batch) {
         return conv_batched::small_to_big(small, batch, w, s, bias, out);
     }
-    match transformed(s, batch, w, cache) {
+    match transformed(s, batch, w, cache, Favour::SmallToBig) {
         Some(Transformed::Fft(sp)) => fft_conv::small_to_big(small, batch, &sp, &s.geom, out),
         Some(Transformed::Winograd(ww)) => winograd_conv::small_to_big(small, batch, &ww, &s.geom, out),
         None if use_phases(s) => phase::small_to_big(small, batch, w, s, out),

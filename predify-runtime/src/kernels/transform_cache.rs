@@ -7,7 +7,7 @@
 
 use super::conv::ConvShape;
 use super::fft_conv::{FftPlan, Spectra};
-use super::winograd_conv::{WinoPlan, WinoWeights};
+use super::winograd_conv::{Favour, WinoPlan, WinoWeights};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -37,10 +37,10 @@ pub enum Transformed {
 }
 
 impl Transformed {
-    fn build(plan: TransformPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
+    fn build(plan: TransformPlan, w: &[f32], s: &ConvShape, favour: Favour) -> Option<Self> {
         Some(match plan {
             TransformPlan::Fft(p) => Self::Fft(Arc::new(Spectra::build(p, w, s)?)),
-            TransformPlan::Winograd(p) => Self::Winograd(Arc::new(WinoWeights::build(p, w, s)?)),
+            TransformPlan::Winograd(p) => Self::Winograd(Arc::new(WinoWeights::build(p, w, s, favour)?)),
         })
     }
 
@@ -66,8 +66,9 @@ impl TransformCache {
         Self::default()
     }
 
-    /// The transforms of `w` for `plan`, built on a miss. `None` only if `plan` cannot be built.
-    pub fn get(&self, plan: TransformPlan, w: &[f32], s: &ConvShape) -> Option<Transformed> {
+    /// The transforms of `w` for `plan`, built on a miss (Winograd's laid out for `favour`, the
+    /// direction of this call). `None` only if `plan` cannot be built.
+    pub fn get(&self, plan: TransformPlan, w: &[f32], s: &ConvShape, favour: Favour) -> Option<Transformed> {
         let fp = fingerprint(w);
         // A poisoned lock only means another thread panicked mid-build; the slot is replaced.
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,7 +79,7 @@ impl TransformCache {
         }
         // Drop the old transforms before building the new ones (peak memory).
         *slot = None;
-        let sp = Transformed::build(plan, w, s)?;
+        let sp = Transformed::build(plan, w, s, favour)?;
         *slot = Some((plan, fp, sp.clone()));
         Some(sp)
     }
@@ -132,17 +133,17 @@ mod tests {
         let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
         let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
         let cache = TransformCache::new();
-        let a = cache.get(plan, &w, &s).unwrap();
-        let b = cache.get(plan, &w, &s).unwrap();
+        let a = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+        let b = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
         assert!(a.same(&b));
         w[7] += 1.0;
-        let c = cache.get(plan, &w, &s).unwrap();
+        let c = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
         assert!(!a.same(&c));
         // Another plan for the same weights replaces the slot.
         let wino = TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap());
-        let d = cache.get(wino, &w, &s).unwrap();
+        let d = cache.get(wino, &w, &s, Favour::BigToSmall).unwrap();
         assert!(matches!(d, Transformed::Winograd(_)) && !d.same(&c));
-        assert!(d.same(&cache.get(wino, &w, &s).unwrap()));
+        assert!(d.same(&cache.get(wino, &w, &s, Favour::BigToSmall).unwrap()));
         assert_ne!(fingerprint(&w[..8]), fingerprint(&w[1..9]));
     }
 

@@ -1,32 +1,32 @@
-//! Winograd minimal-filtering transforms F(2, r) and their 2-D application to many tiles at
+//! Winograd minimal-filtering transforms F(m, r) and their 2-D application to many tiles at
 //! once, for the Winograd convolution of [`super::winograd_conv`].
 //!
-//! A 1-D correlation of n = r + 1 inputs with an r-tap kernel, giving 2 outputs, is
+//! A 1-D correlation of n = m + r − 1 inputs with an r-tap kernel, giving m outputs, is
 //! `y = Aᵀ[(G·g) ⊙ (Bᵀ·d)]`: the kernel and the data are evaluated at n points (0, ±1, ±2,
 //! ±½, …, ∞), multiplied pointwise and interpolated back. By the transposition principle, with
-//! `V_k` the n×k evaluation (Vandermonde) matrix at those points: `Aᵀ = V_2ᵀ`, `G = V_r`,
-//! `Bᵀ = V_nᵀ⁻¹`. Nested along both axes this needs n² products per 2×2 outputs instead of
-//! 4r² (64 against 196 for r = 7). The matrices are built here in f64 from the points (not
+//! `V_k` the n×k evaluation (Vandermonde) matrix at those points: `Aᵀ = V_mᵀ`, `G = V_r`,
+//! `Bᵀ = V_nᵀ⁻¹`. Nested along both axes this needs n² products per m×m outputs instead of
+//! m²r² (F(2×2, 7×7): 64 against 196; F(4×4, 3×3): 36 against 144). The matrices are built here in f64 from the points (not
 //! tabulated), with each evaluation row scaled so that G and Bᵀ have comparable magnitudes
 //! (measured: 1.6e-5 relative error of F(2×2, 7×7) over 512 f32 channels, against 1.4e-7 for
 //! the direct sum).
 
 use super::isa::{self, Isa};
 
-/// Outputs per tile and axis.
-pub const M: usize = 2;
-/// Largest kernel (taps per axis) the point set supports.
-pub const MAX_TAPS: usize = 7;
+/// Largest tile side n = m + r − 1 the point set supports (seven finite points and ∞).
+pub const MAX_N: usize = 8;
 
 /// The finite evaluation points, in the order they are taken (∞ comes last).
 const POINTS: [f64; 7] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5];
 
-/// The transform matrices of F(2, r), row-major, in f32.
+/// The transform matrices of F(m, r), row-major, in f32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transforms {
+    /// Outputs per tile and axis m.
+    pub m: usize,
     /// Kernel taps r.
     pub taps: usize,
-    /// Tile side n = r + 1.
+    /// Tile side n = m + r − 1.
     pub n: usize,
     /// Kernel transform G, n × r.
     pub g: Vec<f32>,
@@ -34,22 +34,22 @@ pub struct Transforms {
     pub bt: Vec<f32>,
     /// Its transpose B (the adjoint's data transform), n × n.
     pub b: Vec<f32>,
-    /// Output transform Aᵀ, 2 × n.
+    /// Output transform Aᵀ, m × n.
     pub at: Vec<f32>,
-    /// Its transpose A (the adjoint's output transform), n × 2.
+    /// Its transpose A (the adjoint's output transform), n × m.
     pub a: Vec<f32>,
 }
 
 impl Transforms {
-    /// The transforms for `taps` taps (2 ≤ taps ≤ [`MAX_TAPS`]), `None` otherwise.
-    pub fn new(taps: usize) -> Option<Self> {
-        if !(2..=MAX_TAPS).contains(&taps) {
+    /// The transforms of F(m, taps), `None` unless m ≥ 1, taps ≥ 2 and m + taps − 1 ≤ [`MAX_N`].
+    pub fn new(m: usize, taps: usize) -> Option<Self> {
+        if m == 0 || taps < 2 || m + taps - 1 > MAX_N {
             return None;
         }
-        let n = taps + M - 1;
-        let (vn, vm, vr) = (vandermonde(n, n), vandermonde(n, M), vandermonde(n, taps));
+        let n = m + taps - 1;
+        let (vn, vm, vr) = (vandermonde(n, n), vandermonde(n, m), vandermonde(n, taps));
         let inv = invert(&vn, n)?;
-        // Bᵀ = (V_n⁻¹)ᵀ; G = V_r; Aᵀ = V_2ᵀ.
+        // Bᵀ = (V_n⁻¹)ᵀ; G = V_r; Aᵀ = V_mᵀ.
         let mut bt: Vec<f64> = (0..n * n).map(|i| inv[(i % n) * n + i / n]).collect();
         let mut g = vr;
         for j in 0..n {
@@ -58,15 +58,16 @@ impl Transforms {
             g[j * taps..][..taps].iter_mut().for_each(|v| *v *= s);
             bt[j * n..][..n].iter_mut().for_each(|v| *v /= s);
         }
-        let at: Vec<f64> = (0..M * n).map(|i| vm[(i % n) * M + i / n]).collect();
+        let at: Vec<f64> = (0..m * n).map(|i| vm[(i % n) * m + i / n]).collect();
         let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         Some(Self {
+            m,
             taps,
             n,
             g: f(&g),
             b: f(&transpose(&bt, n, n)),
             bt: f(&bt),
-            a: f(&transpose(&at, M, n)),
+            a: f(&transpose(&at, m, n)),
             at: f(&at),
         })
     }
@@ -215,20 +216,21 @@ mod tests {
 
     #[test]
     fn one_dimensional_transforms_are_exact() {
-        for taps in 2..=MAX_TAPS {
-            let t = Transforms::new(taps).unwrap();
+        for (m, taps) in (1..MAX_N).flat_map(|m| (2..=MAX_N + 1 - m).map(move |r| (m, r))) {
+            let t = Transforms::new(m, taps).unwrap();
             let n = t.n;
             let (d, g) = (pseudo(n, 1), pseudo(taps, 2));
             let gg: Vec<f64> = (0..n).map(|j| (0..taps).map(|k| t.g[j * taps + k] as f64 * g[k] as f64).sum()).collect();
             let dd: Vec<f64> = (0..n).map(|j| (0..n).map(|u| t.bt[j * n + u] as f64 * d[u] as f64).sum()).collect();
-            for i in 0..M {
+            for i in 0..m {
                 let y: f64 = (0..n).map(|j| t.at[i * n + j] as f64 * gg[j] * dd[j]).sum();
                 let want: f64 = (0..taps).map(|k| d[i + k] as f64 * g[k] as f64).sum();
-                assert!((y - want).abs() < 1e-5, "taps {taps}, output {i}: {y} vs {want}");
+                assert!((y - want).abs() < 1e-4, "F({m}, {taps}), output {i}: {y} vs {want}");
             }
             assert_eq!(t.b, (0..n * n).map(|i| t.bt[(i % n) * n + i / n]).collect::<Vec<_>>());
+            assert_eq!(t.a, (0..n * m).map(|i| t.at[(i % m) * n + i / m]).collect::<Vec<_>>());
         }
-        assert!(Transforms::new(1).is_none() && Transforms::new(MAX_TAPS + 1).is_none());
+        assert!(Transforms::new(2, 1).is_none() && Transforms::new(0, 3).is_none() && Transforms::new(2, 8).is_none());
     }
 
     #[test]

@@ -1,29 +1,33 @@
 //! Winograd convolution for strided transposed convolutions whose FFT spectra would not fit in
-//! memory (PVGG16's pcoders 4 and 5: k14 s2, 512 channels on 28² and 14² grids), and their
-//! adjoints.
+//! memory (PVGG16's pcoders 4 and 5: k14 s2, 512 channels on 28² and 14² grids), both
+//! directions; it also computes stride-1 layers (one phase), which the plan leaves on GEMM
+//! (see [`WinoPlan::new`]).
 //!
 //! The stride phases ([`super::phase`]) turn the layer into s² stride-1 correlations of the
-//! small grid with r×r sub-kernels (r = 7). Each runs as F(2×2, r×r) ([`super::winograd`]):
-//! per 2×2 output tile and transform element e < n² (n = r + 1), the channel mixing is one real
-//! GEMM `M[e] = U[e]·V[e]` with `U[e]`: `[phases·C_big × C_small]` (the kernels' transforms,
-//! cached like the FFT spectra: n²/r² = 1.31× the weights) and `V[e]`: `[C_small × tiles]`.
-//! That is 2n² FLOPs per 2×2 outputs and channel pair instead of 8r² (3.06× fewer at r = 7).
-//! The adjoint multiplies by the transposed `U[e]` and scatters the transformed tiles back
-//! (overlap-add), the exact transpose of the forward.
+//! small grid with r×r sub-kernels (r = 7 for k14 s2; one phase, r = k, for stride 1). Each runs
+//! as F(m×m, r×r) ([`super::winograd`]; m = 2 for r > 3, 4 for r ≤ 3): per m×m output tile and
+//! transform element e < n² (n = m + r − 1), the channel mixing is one real GEMM
+//! `M[e] = U[e]·V[e]` with `U[e]`: `[phases·C_big × C_small]` (the kernels' transforms, cached
+//! like the FFT spectra: n²/r² the weights, 1.31× for F(2×2, 7×7), 4× for F(4×4, 3×3)) and
+//! `V[e]`: `[C_small × tiles]`. That is 2n² FLOPs per m×m outputs and channel pair instead of
+//! 2m²r² (3.06× fewer for F(2×2, 7×7), 4× for F(4×4, 3×3)). The adjoint multiplies by the
+//! transposed `U[e]` and scatters the transformed tiles back (overlap-add), the exact transpose
+//! of the forward; a convolution's own forward is that adjoint.
 
 use super::conv::ConvShape;
-use super::fft_conv::FftPlan;
 use super::gemm::{matmul_serial, MatRef};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
-use super::winograd::{sandwich, Transforms, M};
+use super::winograd::{sandwich, Transforms};
 use super::ConvGeometry;
 use rayon::prelude::*;
 
 /// The Winograd path's geometry for one layer (uniform stride phases, 2-D, no groups, square
-/// sub-kernels of at most [`super::winograd::MAX_TAPS`] taps).
+/// sub-kernels with m + taps − 1 ≤ [`super::winograd::MAX_N`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WinoPlan {
+    /// Outputs per tile and axis.
+    pub m: usize,
     /// Sub-kernel taps per axis (equal).
     pub taps: usize,
     /// First phase-lattice coordinate q0 per axis.
@@ -43,9 +47,17 @@ pub struct WinoPlan {
 impl WinoPlan {
     /// The plan for `s` if the Winograd path applies, is expected to pay off, and its
     /// transformed weights take at most `max_bytes`.
+    ///
+    /// Only strided layers: on VGG's stride-1 3×3 convolutions F(4×4, 3×3) was measured 1.7×
+    /// faster than im2col + GEMM at 256 and 512 channels (slower at 64, even on 14×14 grids),
+    /// but its transformed weights (4× the weights) would put PVGG16's peak memory at batch 4
+    /// above the original Predify's; [`Self::geometry`] still plans them.
     pub fn new(s: &ConvShape, max_bytes: usize) -> Option<Self> {
+        if !phase::applicable(&s.geom) {
+            return None;
+        }
         let plan = Self::geometry(s)?;
-        let n = (plan.taps + M - 1) as f64;
+        let n = (plan.m + plan.taps - 1) as f64;
         let (cs, cb) = (s.small_channels as f64, s.big_channels as f64);
         let direct = 2.0 * cs * cb * s.geom.kernel_len() as f64 * s.geom.small_len() as f64;
         let tiles = plan.tiles() as f64;
@@ -58,27 +70,32 @@ impl WinoPlan {
 
     /// The plan for `s` whenever the Winograd path can compute it, whatever it costs.
     pub fn geometry(s: &ConvShape) -> Option<Self> {
-        let f = FftPlan::geometry(s)?;
-        (f.taps[0] == f.taps[1] && Transforms::new(f.taps[0]).is_some()).then_some(Self {
-            taps: f.taps[0],
-            q0: f.q0,
-            len: f.len,
-            small: f.small,
-            phases: f.phases,
-            small_channels: f.small_channels,
-            big_channels: f.big_channels,
+        let u = phase::uniform_2d(s)?;
+        let taps = u.taps[0];
+        // Larger tiles save more products but grow the transformed weights ((m + r − 1)²/r²)
+        // and the rounding error: 4×4 only for 3×3 kernels (6 points, as usual), else 2×2.
+        let m = if taps <= 3 { 4 } else { 2 };
+        (u.taps[1] == taps && Transforms::new(m, taps).is_some()).then_some(Self {
+            m,
+            taps,
+            q0: u.q0,
+            len: u.len,
+            small: [s.geom.small[1], s.geom.small[2]],
+            phases: u.count,
+            small_channels: s.small_channels,
+            big_channels: s.big_channels,
         })
     }
 
     /// Bytes of the transformed weights.
     pub fn weight_bytes(&self) -> usize {
-        let n = self.taps + M - 1;
+        let n = self.taps + self.m - 1;
         n * n * self.phases * self.big_channels * self.small_channels * std::mem::size_of::<f32>()
     }
 
-    /// 2×2 tiles per axis over the phase lattice.
+    /// m×m tiles per axis over the phase lattice.
     fn tiles_hw(&self) -> [usize; 2] {
-        [self.len[0].div_ceil(M), self.len[1].div_ceil(M)]
+        [self.len[0].div_ceil(self.m), self.len[1].div_ceil(self.m)]
     }
 
     /// Tiles per sample.
@@ -94,23 +111,37 @@ impl WinoPlan {
     }
 }
 
-/// One layer's transformed kernels: `U[e][phases·C_big][C_small]`.
+/// The product a layer's transformed weights are laid out for: the direction of the call that
+/// builds them (a layer's own forward comes first). The other direction reads them transposed:
+/// the same result, with slower GEMM packing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Favour {
+    /// Transposed-convolution forward / convolution adjoint: `U[e]` stored `[phases·C_big][C_small]`.
+    SmallToBig,
+    /// Convolution forward / transposed-convolution adjoint: `U[e]` stored `[C_small][phases·C_big]`.
+    BigToSmall,
+}
+
+/// One layer's transformed kernels `U[e]` (`[phases·C_big × C_small]` each, stored as
+/// [`Favour`] says).
 #[derive(Debug)]
 pub struct WinoWeights {
     plan: WinoPlan,
     phases: Vec<[AxisPhase; 3]>,
     tr: Transforms,
+    favour: Favour,
     u: Vec<f32>,
 }
 
 impl WinoWeights {
-    /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`.
+    /// Transform the weight `w` (`[C_small, C_big, k, k]`) of the layer `s` planned by `plan`,
+    /// laid out for the product `favour`.
     ///
     /// # Panics
     ///
     /// If `plan` was not made for `s` (its phase count differs) or `w` is too short.
-    pub fn build(plan: WinoPlan, w: &[f32], s: &ConvShape) -> Option<Self> {
-        let tr = Transforms::new(plan.taps)?;
+    pub fn build(plan: WinoPlan, w: &[f32], s: &ConvShape, favour: Favour) -> Option<Self> {
+        let tr = Transforms::new(plan.m, plan.taps)?;
         let phases = phase::phases(&s.geom);
         assert_eq!(phases.len(), plan.phases, "WinoWeights::build: plan for a different layer");
         let (n, r) = (tr.n, plan.taps);
@@ -133,17 +164,26 @@ impl WinoWeights {
                     sandwich(&tr.g, n, r, k, cs, cs, tmp, out);
                     let row = p * cb + co;
                     for e in 0..n * n {
-                        // SAFETY: row `row` of block e lies inside `u` (n²·rows·cs values; e < n²,
-                        // row < rows as p < plan.phases and co < cb), and only the task for
-                        // this (p, co) writes it.
+                        let src = &out[e * cs..][..cs];
+                        // SAFETY: row `row` of block e (element (row, ci) for every ci < cs, at
+                        // e·rows·cs + row·cs + ci or e·rows·cs + ci·rows + row) lies inside `u`
+                        // (n²·rows·cs values; e < n², row < rows as p < plan.phases and co < cb),
+                        // and only the task for this (p, co) writes it.
                         unsafe {
-                            std::ptr::copy_nonoverlapping(out[e * cs..].as_ptr(), ptr.get().add((e * rows + row) * cs), cs);
+                            match favour {
+                                Favour::SmallToBig => std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.get().add((e * rows + row) * cs), cs),
+                                Favour::BigToSmall => {
+                                    for (ci, v) in src.iter().enumerate() {
+                                        *ptr.get().add(e * rows * cs + ci * rows + row) = *v;
+                                    }
+                                }
+                            }
                         }
                     }
                 },
             );
         }
-        Some(Self { plan, phases, tr, u })
+        Some(Self { plan, phases, tr, favour, u })
     }
 
     /// The plan these weights were built for.
@@ -154,18 +194,23 @@ impl WinoWeights {
     /// `U[e]` as a `[phases·C_big × C_small]` matrix.
     fn block(&self, e: usize) -> MatRef<'_> {
         let (rows, cs) = (self.plan.phases * self.plan.big_channels, self.plan.small_channels);
-        MatRef::new(&self.u[e * rows * cs..][..rows * cs], rows, cs)
+        let data = &self.u[e * rows * cs..][..rows * cs];
+        match self.favour {
+            Favour::SmallToBig => MatRef::new(data, rows, cs),
+            Favour::BigToSmall => MatRef::new(data, cs, rows).t(),
+        }
     }
 }
 
-/// Transposed-convolution forward (small → big) by Winograd; `out` is overwritten.
+/// Transposed-convolution forward / convolution adjoint (small → big) by Winograd; `out` is
+/// overwritten.
 pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
     let (p, tr) = (&ww.plan, &ww.tr);
-    let (cs, cb, n) = (p.small_channels, p.big_channels, tr.n);
+    let (cs, cb, n, m) = (p.small_channels, p.big_channels, tr.n, tr.m);
     let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
     let rows = p.phases * cb;
     let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
-    let chunk = samples_per_chunk(rows * nn * nt, batch);
+    let chunk = samples_per_chunk(rows.max(cs) * nn * nt, batch);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
@@ -177,7 +222,7 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
                 for si in 0..k {
                     let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
                     for t in 0..nt {
-                        let origin = [(t / tw) * M, (t % tw) * M];
+                        let origin = [(t / tw) * m, (t % tw) * m];
                         for a in 0..n {
                             for b in 0..n {
                                 let i = (origin[0] + a) as isize - off[0] as isize;
@@ -191,26 +236,26 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
             },
         );
         let vm = MatRef::new(&v, cs, nn * ntk);
-        let mut m = vec![0f32; nn * rows * ntk];
-        m.par_chunks_mut(rows * ntk).enumerate().for_each(|(e, dst)| {
+        let mut prod = vec![0f32; nn * rows * ntk];
+        prod.par_chunks_mut(rows * ntk).enumerate().for_each(|(e, dst)| {
             matmul_serial(dst, ww.block(e), vm.cols(e * ntk, (e + 1) * ntk), false);
         });
         drop(v);
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
-            || (vec![0f32; M * n * nt], vec![0f32; M * M * nt]),
+            || (vec![0f32; m * n * nt], vec![0f32; m * m * nt]),
             |(tmp, y), (plane_index, plane)| {
                 let (si, co) = (plane_index / cb, plane_index % cb);
                 plane.fill(0.0);
                 for (r, ph) in ww.phases.iter().enumerate() {
                     let row = r * cb + co;
-                    sandwich(&tr.at, M, n, &m[row * ntk + si * nt..], rows * ntk, nt, tmp, y);
+                    sandwich(&tr.at, m, n, &prod[row * ntk + si * nt..], rows * ntk, nt, tmp, y);
                     for t in 0..nt {
                         let (ty, tx) = (t / tw, t % tw);
-                        for a in 0..M.min(p.len[0] - ty * M) {
-                            for b in 0..M.min(p.len[1] - tx * M) {
-                                let j = [0, ty * M + a, tx * M + b];
-                                plane[phase::big_index(g, ph, j)] = y[(a * M + b) * nt + t];
+                        for a in 0..m.min(p.len[0] - ty * m) {
+                            for b in 0..m.min(p.len[1] - tx * m) {
+                                let j = [0, ty * m + a, tx * m + b];
+                                plane[phase::big_index(g, ph, j)] = y[(a * m + b) * nt + t];
                             }
                         }
                     }
@@ -220,37 +265,38 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
     }
 }
 
-/// Transposed-convolution adjoint (big → small) by Winograd; `out` is overwritten.
+/// Convolution forward / transposed-convolution adjoint (big → small) by Winograd; `out` is
+/// overwritten.
 pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
     let (p, tr) = (&ww.plan, &ww.tr);
-    let (cs, cb, n) = (p.small_channels, p.big_channels, tr.n);
+    let (cs, cb, n, m) = (p.small_channels, p.big_channels, tr.n, tr.m);
     let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
     let rows = p.phases * cb;
     let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
-    let chunk = samples_per_chunk(rows * nn * nt, batch);
+    let chunk = samples_per_chunk(rows.max(cs) * nn * nt, batch);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        // Mg: [phases·C_big][e][tiles]: each phase lattice's 2×2 tiles, transformed by A·dY·Aᵀ.
+        // Mg: [phases·C_big][e][tiles]: each phase lattice's m×m tiles, transformed by A·dY·Aᵀ.
         let mut mg = vec![0f32; rows * nn * ntk];
         mg.par_chunks_mut(nn * ntk).enumerate().for_each_init(
-            || (vec![0f32; M * M * ntk], vec![0f32; n * M * ntk]),
+            || (vec![0f32; m * m * ntk], vec![0f32; n * m * ntk]),
             |(dy, tmp), (row, dst)| {
                 let (ph, co) = (&ww.phases[row / cb], row % cb);
                 for si in 0..k {
                     let plane = &gbig[((s0 + si) * cb + co) * bl..][..bl];
                     for t in 0..nt {
                         let (ty, tx) = (t / tw, t % tw);
-                        for a in 0..M {
-                            for b in 0..M {
-                                let (i, j) = (ty * M + a, tx * M + b);
+                        for a in 0..m {
+                            for b in 0..m {
+                                let (i, j) = (ty * m + a, tx * m + b);
                                 let inside = i < p.len[0] && j < p.len[1];
-                                dy[(a * M + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
+                                dy[(a * m + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
                             }
                         }
                     }
                 }
-                sandwich(&tr.a, n, M, dy, ntk, ntk, tmp, dst);
+                sandwich(&tr.a, n, m, dy, ntk, ntk, tmp, dst);
             },
         );
         let mgm = MatRef::new(&mg, rows, nn * ntk);
@@ -269,7 +315,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeomet
                 // in the forward, so their gradient is dropped.
                 plane.fill(0.0);
                 for t in 0..nt {
-                    let origin = [(t / tw) * M, (t % tw) * M];
+                    let origin = [(t / tw) * m, (t % tw) * m];
                     for a in 0..n {
                         let Some(i) = (origin[0] + a).checked_sub(off[0]).filter(|&i| i < p.small[0]) else { continue };
                         for b in 0..n {
@@ -315,29 +361,41 @@ mod tests {
 
     #[test]
     fn equals_the_gemm_kernels() {
-        // (small grid, kernel, stride, padding, output padding): PVGG16's k14 s2 p6 on an odd
-        // grid and on a grid of whole tiles, k10 (5 taps), stride 3 without padding, 2 taps.
-        let cases: [([usize; 2], usize, usize, usize, usize); 5] =
+        // Transposed convolutions (small grid, kernel, stride, padding, output padding):
+        // PVGG16's k14 s2 p6 on an odd grid and on a grid of whole tiles, k10 (5 taps), stride 3
+        // without padding, 2 taps.
+        let transposed: [([usize; 2], usize, usize, usize, usize); 5] =
             [([9, 7], 14, 2, 6, 0), ([6, 6], 14, 2, 6, 0), ([13, 11], 10, 2, 4, 0), ([6, 8], 6, 3, 0, 0), ([7, 5], 4, 2, 2, 0)];
-        for (hw, k, st, p, op) in cases {
-            let geom = ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, op, op], [1, 1, 1]).unwrap();
+        let mut geoms: Vec<ConvGeometry> = transposed
+            .iter()
+            .map(|&(hw, k, st, p, op)| ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, op, op], [1, 1, 1]).unwrap())
+            .collect();
+        // Stride-1 convolutions (input grid, kernel, padding): VGG's 3×3 "same" on grids that
+        // are and are not multiples of the 4×4 tile, a 5×5 one, no padding.
+        for (hw, k, p) in [([12, 12], 3, 1), ([9, 14], 3, 1), ([11, 10], 5, 2), ([7, 9], 3, 0)] {
+            geoms.push(ConvGeometry::for_conv([1, hw[0], hw[1]], [1, k, k], [1, 1, 1], [0, p, p], [1, 1, 1]).unwrap());
+        }
+        for geom in geoms {
             let s = ConvShape { small_channels: 6, big_channels: 5, groups: 1, geom };
             let Some(plan) = WinoPlan::geometry(&s) else {
                 panic!("no Winograd plan for {geom:?}");
             };
+            assert_eq!(plan.m, if plan.taps <= 3 { 4 } else { 2 });
             let w = pseudo(s.weight_len(), 2);
-            let ww = WinoWeights::build(plan, &w, &s).unwrap();
-            for batch in [1, 3] {
-                let x = pseudo(batch * 6 * geom.small_len(), 1);
-                let (mut a, mut b) = (vec![0f32; batch * 5 * geom.big_len()], vec![f32::NAN; batch * 5 * geom.big_len()]);
-                conv::small_to_big(&x, batch, &w, &s, &mut a);
-                small_to_big(&x, batch, &ww, &geom, &mut b);
-                assert!(rel_diff(&b, &a) < 2e-5, "forward {geom:?}: {}", rel_diff(&b, &a));
-                let y = pseudo(a.len(), 3);
-                let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
-                conv::big_to_small(&y, batch, &w, &s, &mut c);
-                big_to_small(&y, batch, &ww, &geom, &mut e);
-                assert!(rel_diff(&e, &c) < 2e-5, "adjoint {geom:?}: {}", rel_diff(&e, &c));
+            for favour in [Favour::SmallToBig, Favour::BigToSmall] {
+                let ww = WinoWeights::build(plan, &w, &s, favour).unwrap();
+                for batch in [1, 3] {
+                    let x = pseudo(batch * 6 * geom.small_len(), 1);
+                    let (mut a, mut b) = (vec![0f32; batch * 5 * geom.big_len()], vec![f32::NAN; batch * 5 * geom.big_len()]);
+                    conv::small_to_big(&x, batch, &w, &s, &mut a);
+                    small_to_big(&x, batch, &ww, &geom, &mut b);
+                    assert!(rel_diff(&b, &a) < 2e-5, "small→big {geom:?} {favour:?}: {}", rel_diff(&b, &a));
+                    let y = pseudo(a.len(), 3);
+                    let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
+                    conv::big_to_small(&y, batch, &w, &s, &mut c);
+                    big_to_small(&y, batch, &ww, &geom, &mut e);
+                    assert!(rel_diff(&e, &c) < 2e-5, "big→small {geom:?} {favour:?}: {}", rel_diff(&e, &c));
+                }
             }
         }
     }
@@ -354,5 +412,14 @@ mod tests {
         assert!(WinoPlan::new(&ConvShape { small_channels: 2, big_channels: 2, ..s }, usize::MAX).is_none());
         let geom = ConvGeometry::for_conv_transpose([1, 14, 14], [1, 16, 16], [1, 2, 2], [0, 7, 7], [0, 0, 0], [1, 1, 1]).unwrap();
         assert!(WinoPlan::geometry(&ConvShape { geom, ..s }).is_none());
+        // VGG's 3×3 convolutions: F(4×4, 3×3), 4× the weights, planned but not chosen (memory);
+        // 1×1 kernels never.
+        let geom = ConvGeometry::for_conv([1, 56, 56], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap();
+        let vgg = ConvShape { small_channels: 256, big_channels: 256, groups: 1, geom };
+        let plan = WinoPlan::geometry(&vgg).unwrap();
+        assert_eq!((plan.m, plan.phases, plan.weight_bytes()), (4, 1, 4 * vgg.weight_len() * 4));
+        assert!(WinoPlan::new(&vgg, usize::MAX).is_none());
+        let geom = ConvGeometry::for_conv([1, 56, 56], [1, 1, 1], [1, 1, 1], [0, 0, 0], [1, 1, 1]).unwrap();
+        assert!(WinoPlan::geometry(&ConvShape { geom, ..vgg }).is_none());
     }
 }
