@@ -151,37 +151,34 @@ pub fn sandwich_with(isa: Isa, l: &[f32], q: usize, p: usize, x: &[f32], x_strid
         Isa::Avx2Fma => return unsafe { sandwich_avx2(l, q, p, x, x_stride, lanes, tmp, out) },
         Isa::Portable => {}
     }
-    sandwich_body(l, q, p, x, x_stride, lanes, tmp, out)
+    sandwich_body::<false>(l, q, p, x, x_stride, lanes, tmp, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn sandwich_avx512(l: &[f32], q: usize, p: usize, x: &[f32], xs: usize, lanes: usize, tmp: &mut [f32], out: &mut [f32]) {
-    sandwich_body(l, q, p, x, xs, lanes, tmp, out)
+    sandwich_body::<true>(l, q, p, x, xs, lanes, tmp, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn sandwich_avx2(l: &[f32], q: usize, p: usize, x: &[f32], xs: usize, lanes: usize, tmp: &mut [f32], out: &mut [f32]) {
-    sandwich_body(l, q, p, x, xs, lanes, tmp, out)
+    sandwich_body::<true>(l, q, p, x, xs, lanes, tmp, out)
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sandwich_body(l: &[f32], q: usize, p: usize, x: &[f32], xs: usize, lanes: usize, tmp: &mut [f32], out: &mut [f32]) {
-    // tmp[i][b] = Σ_a L[i][a]·x[a][b]; out[i][j] = Σ_b L[j][b]·tmp[i][b]. Zero coefficients
-    // (a third of Bᵀ's) are skipped.
+fn sandwich_body<const FUSED: bool>(l: &[f32], q: usize, p: usize, x: &[f32], xs: usize, lanes: usize, tmp: &mut [f32], out: &mut [f32]) {
+    // tmp[i][b] = Σ_a L[i][a]·x[a][b]; out[i][j] = Σ_b L[j][b]·tmp[i][b].
     for i in 0..q {
         for b in 0..p {
             let t = &mut tmp[(i * p + b) * lanes..][..lanes];
             t.fill(0.0);
             for a in 0..p {
                 let c = l[i * p + a];
-                if c != 0.0 {
-                    axpy(t, c, &x[(a * p + b) * xs..][..lanes]);
-                }
+                axpy::<FUSED>(t, c, &x[(a * p + b) * xs..][..lanes]);
             }
         }
     }
@@ -191,18 +188,20 @@ fn sandwich_body(l: &[f32], q: usize, p: usize, x: &[f32], xs: usize, lanes: usi
             o.fill(0.0);
             for b in 0..p {
                 let c = l[j * p + b];
-                if c != 0.0 {
-                    axpy(o, c, &tmp[(i * p + b) * lanes..][..lanes]);
-                }
+                axpy::<FUSED>(o, c, &tmp[(i * p + b) * lanes..][..lanes]);
             }
         }
     }
 }
 
+/// `y += c·x`, fused where the instructions have FMA (`mul_add` without them is a slow library
+/// call), skipping zero coefficients (a third of Bᵀ's).
 #[inline(always)]
-fn axpy(y: &mut [f32], c: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = c.mul_add(*x, *y);
+fn axpy<const FUSED: bool>(y: &mut [f32], c: f32, x: &[f32]) {
+    if c != 0.0 {
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = if FUSED { c.mul_add(*x, *y) } else { *y + c * *x };
+        }
     }
 }
 
