@@ -448,7 +448,7 @@ impl PNet {
                 return Err(Error::NonFinite { pcoder: pc.number, what: "the reconstruction loss", timestep: 0 });
             }
             per_pcoder.push(loss);
-            let (_, g) = pc.predictor.backward(&trace, &diff.affine(dynamics::error_grad_factor(numel), 0.0)?)?;
+            let g = pc.predictor.param_grads(&trace, &diff.affine(dynamics::error_grad_factor(numel), 0.0)?)?;
             grads.extend(g.into_iter().map(|(n, t)| (format!("pcoder{}.{n}", pc.number), t)));
         }
         let loss = per_pcoder.iter().sum();

@@ -104,25 +104,44 @@ impl Predictor {
 
     /// Vector-Jacobian product w.r.t. the input: the gradient of `<forward(x), g>` w.r.t. `x`.
     pub fn vjp_input(&self, trace: &Trace, g: &Tensor) -> Result<Tensor> {
-        Ok(self.backward_impl(trace, g, None)?)
+        self.backward_impl(trace, g, None, true)
     }
 
     /// Like [`Self::vjp_input`], also returning the parameter gradients as
     /// `(name relative to the pcoder, gradient)`, e.g. `("pmodule.0.weight", …)`.
     pub fn backward(&self, trace: &Trace, g: &Tensor) -> Result<(Tensor, Vec<(String, Tensor)>)> {
         let mut grads = Vec::new();
-        let gx = self.backward_impl(trace, g, Some(&mut grads))?;
+        let gx = self.backward_impl(trace, g, Some(&mut grads), true)?;
         grads.reverse();
         Ok((gx, grads))
     }
 
-    fn backward_impl(&self, trace: &Trace, g: &Tensor, mut grads: Option<&mut Vec<(String, Tensor)>>) -> Result<Tensor> {
+    /// The parameter gradients of [`Self::backward`] alone: the gradient w.r.t. the input is
+    /// not computed (feedback training needs none, and for a transposed convolution it costs
+    /// as much as the forward).
+    pub fn param_grads(&self, trace: &Trace, g: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        let mut grads = Vec::new();
+        self.backward_impl(trace, g, Some(&mut grads), false)?;
+        grads.reverse();
+        Ok(grads)
+    }
+
+    /// Walk the stages backwards, collecting parameter gradients into `grads`; the gradient
+    /// w.r.t. the input, or without `need_input` the one where the walk stopped (the first
+    /// stage's input gradient is then not computed).
+    fn backward_impl(&self, trace: &Trace, g: &Tensor, mut grads: Option<&mut Vec<(String, Tensor)>>, need_input: bool) -> Result<Tensor> {
         if trace.inputs.len() != self.stages.len() {
             return usage("predictor trace does not belong to this predictor");
         }
+        // Below the first layer with parameters only the input gradient is left to compute.
+        let first_params = self.stages.iter().position(|st| matches!(st, Stage::Conv(_))).unwrap_or(self.stages.len());
         let mut g = g.clone();
         for (j, st) in self.stages.iter().enumerate().rev() {
             let x = &trace.inputs[j];
+            let input_needed = need_input || j > first_params;
+            if !input_needed && j < first_params {
+                break;
+            }
             g = match st {
                 Stage::Conv(c) => {
                     if let Some(gr) = grads.as_deref_mut() {
@@ -132,6 +151,9 @@ impl Predictor {
                             gr.push((format!("{}.bias", self.prefixes[j]), db));
                         }
                         gr.push((format!("{}.weight", self.prefixes[j]), dw));
+                    }
+                    if !input_needed {
+                        break;
                     }
                     c.input_grad(x.dims(), &g)?
                 }

@@ -14,7 +14,24 @@ pub fn im2col(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) 
     cols[..channels * kl * sl]
         .par_chunks_mut(kl * sl)
         .enumerate()
-        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1]));
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1], sl));
+}
+
+/// [`im2col`] of every sample of a batch, side by side: `big` is `[batch, all_channels,
+/// big_len]` and the channels `channels` of each sample are gathered into `cols`:
+/// `[channels.len() · kernel_len, batch · small_len]`, sample n in columns
+/// `n·small_len..(n+1)·small_len` (one matrix whose inner dimension runs over the whole batch).
+pub fn im2col_batch(big: &[f32], batch: usize, all_channels: usize, channels: std::ops::Range<usize>, g: &ConvGeometry, cols: &mut [f32]) {
+    let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
+    let width = batch * sl;
+    cols[..channels.len() * kl * width]
+        .par_chunks_mut(kl * width)
+        .zip(channels)
+        .for_each(|(block, c)| {
+            for n in 0..batch {
+                im2col_channel(&big[(n * all_channels + c) * bl..][..bl], g, &mut block[n * sl..], 0..g.small[1], width);
+            }
+        });
 }
 
 /// [`im2col`] for the small-grid rows `rows` (H axis) only: `cols` is
@@ -25,20 +42,25 @@ pub fn im2col_rows(big: &[f32], channels: usize, g: &ConvGeometry, rows: std::op
     cols[..channels * kl * len]
         .par_chunks_mut(kl * len)
         .enumerate()
-        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, rows.clone()));
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, rows.clone(), kl_rows(g, &rows)));
 }
 
 /// [`im2col`] on the calling thread (for callers that parallelise over samples instead).
 pub fn im2col_serial(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut [f32]) {
     let (kl, sl, bl) = (g.kernel_len(), g.small_len(), g.big_len());
     for (c, block) in cols[..channels * kl * sl].chunks_mut(kl * sl).enumerate() {
-        im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1]);
+        im2col_channel(&big[c * bl..(c + 1) * bl], g, block, 0..g.small[1], sl);
     }
 }
 
+/// Positions per column row of [`im2col_rows`]: `D · rows.len() · W`.
+fn kl_rows(g: &ConvGeometry, rows: &std::ops::Range<usize>) -> usize {
+    g.small[0] * rows.len() * g.small[2]
+}
+
 /// One channel of [`im2col`] for the small H rows `rows`: `src` is one big-grid plane,
-/// `block` its `kernel_len` column rows of `D · rows.len() · W` positions each.
-fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32], rows: std::ops::Range<usize>) {
+/// `block` its `kernel_len` column rows of `D · rows.len() · W` positions each, `stride` apart.
+fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32], rows: std::ops::Range<usize>, stride: usize) {
     let [_, _, sw] = g.small;
     let sh = rows.len();
     let sl = g.small[0] * sh * sw;
@@ -50,7 +72,7 @@ fn im2col_channel(src: &[f32], g: &ConvGeometry, block: &mut [f32], rows: std::o
             for kw in 0..g.kernel[2] {
                 let (w0, w1, bw0) = g.valid_range(2, kw);
                 let k = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
-                let row = &mut block[k * sl..(k + 1) * sl];
+                let row = &mut block[k * stride..k * stride + sl];
                 // Every position is written once: the tap's value or, in the padding, zero.
                 for d in 0..g.small[0] {
                     for hr in 0..sh {
