@@ -78,6 +78,16 @@ fn use_phases(s: &ConvShape) -> bool {
     phase::applicable(g) && cols > MAX_PLAIN_COLS_BYTES
 }
 
+/// Weight gradient of either layer kind, accumulated into `dw` (see [`conv::weight_grad`]):
+/// Winograd for the strided layers its cost model takes (it stores nothing, so its memory cap
+/// does not apply: PVGG16's pcoders 2–5), im2col + GEMM otherwise.
+pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, s: &ConvShape, dw: &mut [f32]) {
+    match WinoPlan::new(s, usize::MAX) {
+        Some(plan) => winograd_conv::weight_grad(small, big, batch, &plan, s, dw),
+        None => conv::weight_grad(small, big, batch, s, dw),
+    }
+}
+
 fn add_bias(out: &mut [f32], batch: usize, bias: &[f32], channels: usize, len: usize) {
     out[..batch * channels * len]
         .par_chunks_mut(channels * len)

@@ -30,6 +30,8 @@ pub struct Transforms {
     pub n: usize,
     /// Kernel transform G, n × r.
     pub g: Vec<f32>,
+    /// Its transpose Gᵀ (the weight gradient's), r × n.
+    pub gt: Vec<f32>,
     /// Data transform Bᵀ, n × n.
     pub bt: Vec<f32>,
     /// Its transpose B (the adjoint's data transform), n × n.
@@ -64,6 +66,7 @@ impl Transforms {
             m,
             taps,
             n,
+            gt: f(&transpose(&g, n, taps)),
             g: f(&g),
             b: f(&transpose(&bt, n, n)),
             bt: f(&bt),
@@ -228,6 +231,7 @@ mod tests {
             }
             assert_eq!(t.b, (0..n * n).map(|i| t.bt[(i % n) * n + i / n]).collect::<Vec<_>>());
             assert_eq!(t.a, (0..n * m).map(|i| t.at[(i % m) * n + i / m]).collect::<Vec<_>>());
+            assert_eq!(t.gt, (0..taps * n).map(|i| t.g[(i % n) * taps + i / n]).collect::<Vec<_>>());
         }
         assert!(Transforms::new(2, 1).is_none() && Transforms::new(0, 3).is_none() && Transforms::new(2, 8).is_none());
     }

@@ -202,19 +202,33 @@ impl WinoWeights {
     }
 }
 
-/// Transposed-convolution forward / convolution adjoint (small → big) by Winograd; `out` is
-/// overwritten.
-pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
-    let (p, tr) = (&ww.plan, &ww.tr);
-    let (cs, cb, n, m) = (p.small_channels, p.big_channels, tr.n, tr.m);
-    let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
-    let rows = p.phases * cb;
-    let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
-    let chunk = samples_per_chunk(rows.max(cs) * nn * nt, batch);
-    for s0 in (0..batch).step_by(chunk) {
-        let k = chunk.min(batch - s0);
+/// The tiles of one layer's phase lattices and their transforms, shared by both directions
+/// and the weight gradient.
+struct Tiling<'a> {
+    p: &'a WinoPlan,
+    tr: &'a Transforms,
+    phases: &'a [[AxisPhase; 3]],
+    g: &'a ConvGeometry,
+}
+
+impl Tiling<'_> {
+    /// Rows of the GEMMs: phases · C_big.
+    fn rows(&self) -> usize {
+        self.p.phases * self.p.big_channels
+    }
+
+    /// Samples per pass for these layer sizes.
+    fn chunk(&self, batch: usize) -> usize {
+        samples_per_chunk(self.rows().max(self.p.small_channels) * self.tr.n * self.tr.n * self.p.tiles(), batch)
+    }
+
+    /// V = Bᵀ·d·B of every tile of the small-grid samples `s0..s0+k` of `x`:
+    /// `[C_small][e][k · tiles]`.
+    fn input_tiles(&self, x: &[f32], s0: usize, k: usize) -> Vec<f32> {
+        let (p, tr) = (self.p, self.tr);
+        let (cs, n, m, sl) = (p.small_channels, tr.n, tr.m, self.g.small_len());
+        let ([_, tw], nt, off, nn) = (p.tiles_hw(), p.tiles(), p.offset(), n * n);
         let ntk = k * nt;
-        // V: [C_small][e][tiles of every sample in the chunk].
         let mut v = vec![0f32; cs * nn * ntk];
         v.par_chunks_mut(nn * ntk).enumerate().for_each_init(
             || (vec![0f32; nn * ntk], vec![0f32; nn * ntk]),
@@ -235,6 +249,60 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
                 sandwich(&tr.bt, n, n, d, ntk, ntk, tmp, dst);
             },
         );
+        v
+    }
+
+    /// Mg = A·dY·Aᵀ of every m×m tile of every phase lattice of the big-grid samples
+    /// `s0..s0+k` of `gbig`: `[phases·C_big][e][k · tiles]`.
+    fn output_tiles(&self, gbig: &[f32], s0: usize, k: usize) -> Vec<f32> {
+        let (p, tr, g) = (self.p, self.tr, self.g);
+        let (cb, n, m, bl) = (p.big_channels, tr.n, tr.m, g.big_len());
+        let ([_, tw], nt, nn) = (p.tiles_hw(), p.tiles(), n * n);
+        let ntk = k * nt;
+        let mut mg = vec![0f32; self.rows() * nn * ntk];
+        mg.par_chunks_mut(nn * ntk).enumerate().for_each_init(
+            || (vec![0f32; m * m * ntk], vec![0f32; n * m * ntk]),
+            |(dy, tmp), (row, dst)| {
+                let (ph, co) = (&self.phases[row / cb], row % cb);
+                for si in 0..k {
+                    let plane = &gbig[((s0 + si) * cb + co) * bl..][..bl];
+                    for t in 0..nt {
+                        let (ty, tx) = (t / tw, t % tw);
+                        for a in 0..m {
+                            for b in 0..m {
+                                let (i, j) = (ty * m + a, tx * m + b);
+                                let inside = i < p.len[0] && j < p.len[1];
+                                dy[(a * m + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+                sandwich(&tr.a, n, m, dy, ntk, ntk, tmp, dst);
+            },
+        );
+        mg
+    }
+}
+
+impl WinoWeights {
+    fn tiling<'a>(&'a self, g: &'a ConvGeometry) -> Tiling<'a> {
+        Tiling { p: &self.plan, tr: &self.tr, phases: &self.phases, g }
+    }
+}
+
+/// Transposed-convolution forward / convolution adjoint (small → big) by Winograd; `out` is
+/// overwritten.
+pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
+    let tiling = ww.tiling(g);
+    let (p, tr) = (&ww.plan, &ww.tr);
+    let (cs, cb, n, m) = (p.small_channels, p.big_channels, tr.n, tr.m);
+    let (bl, nn, rows) = (g.big_len(), n * n, tiling.rows());
+    let ([_, tw], nt) = (p.tiles_hw(), p.tiles());
+    let chunk = tiling.chunk(batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
+        let v = tiling.input_tiles(x, s0, k);
         let vm = MatRef::new(&v, cs, nn * ntk);
         let mut prod = vec![0f32; nn * rows * ntk];
         prod.par_chunks_mut(rows * ntk).enumerate().for_each(|(e, dst)| {
@@ -268,37 +336,16 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
 /// Convolution forward / transposed-convolution adjoint (big → small) by Winograd; `out` is
 /// overwritten.
 pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry, out: &mut [f32]) {
+    let tiling = ww.tiling(g);
     let (p, tr) = (&ww.plan, &ww.tr);
-    let (cs, cb, n, m) = (p.small_channels, p.big_channels, tr.n, tr.m);
-    let (sl, bl, nn) = (g.small_len(), g.big_len(), n * n);
-    let rows = p.phases * cb;
+    let (cs, n, m) = (p.small_channels, tr.n, tr.m);
+    let (sl, nn, rows) = (g.small_len(), n * n, tiling.rows());
     let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
-    let chunk = samples_per_chunk(rows.max(cs) * nn * nt, batch);
+    let chunk = tiling.chunk(batch);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        // Mg: [phases·C_big][e][tiles]: each phase lattice's m×m tiles, transformed by A·dY·Aᵀ.
-        let mut mg = vec![0f32; rows * nn * ntk];
-        mg.par_chunks_mut(nn * ntk).enumerate().for_each_init(
-            || (vec![0f32; m * m * ntk], vec![0f32; n * m * ntk]),
-            |(dy, tmp), (row, dst)| {
-                let (ph, co) = (&ww.phases[row / cb], row % cb);
-                for si in 0..k {
-                    let plane = &gbig[((s0 + si) * cb + co) * bl..][..bl];
-                    for t in 0..nt {
-                        let (ty, tx) = (t / tw, t % tw);
-                        for a in 0..m {
-                            for b in 0..m {
-                                let (i, j) = (ty * m + a, tx * m + b);
-                                let inside = i < p.len[0] && j < p.len[1];
-                                dy[(a * m + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
-                            }
-                        }
-                    }
-                }
-                sandwich(&tr.a, n, m, dy, ntk, ntk, tmp, dst);
-            },
-        );
+        let mg = tiling.output_tiles(gbig, s0, k);
         let mgm = MatRef::new(&mg, rows, nn * ntk);
         let mut vg = vec![0f32; nn * cs * ntk];
         vg.par_chunks_mut(cs * ntk).enumerate().for_each(|(e, dst)| {
@@ -327,6 +374,63 @@ pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeomet
                 }
             },
         );
+    }
+}
+
+/// Weight gradient by Winograd, accumulated into `dw` (`[C_small, C_big, k, k]`): `small` on
+/// the small grid, `big` (the gradient) on the big grid. With `M[e] = U[e]·V[e]` in the
+/// forward, `dU[e] = Mg[e]·V[e]ᵀ` (the tiles of both sides, transformed as in the two
+/// directions) and each sub-kernel's gradient is `Gᵀ·dU·G`; 2n² FLOPs per m×m outputs and
+/// channel pair, like the forward, instead of 2m²r².
+///
+/// # Panics
+///
+/// If `plan` was not made for `s` or a buffer is shorter than `s` and `batch` say.
+pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s: &ConvShape, dw: &mut [f32]) {
+    let tr = Transforms::new(plan.m, plan.taps).expect("WinoPlan::geometry checked the transforms");
+    let phases = phase::phases(&s.geom);
+    assert_eq!(phases.len(), plan.phases, "winograd weight_grad: plan for a different layer");
+    assert!(dw.len() >= s.weight_len(), "winograd weight_grad: dw too short");
+    let tiling = Tiling { p: plan, tr: &tr, phases: &phases, g: &s.geom };
+    let (cs, cb, n, r) = (plan.small_channels, plan.big_channels, tr.n, plan.taps);
+    let (nn, rows, nt) = (n * n, tiling.rows(), plan.tiles());
+    let (k2, kl) = (s.geom.kernel[2], s.geom.kernel_len());
+    // dU in blocks of GEMM rows (all e of a row are needed for its Gᵀ·dU·G), ≤ 32 MB each,
+    // stored transposed (`[e][C_small][row]`) so that one task per input channel transforms
+    // its rows (lanes) and writes only its own block of `dw`.
+    let row_block = ((32usize << 20) / (nn * cs * std::mem::size_of::<f32>()).max(1)).clamp(1, rows.max(1));
+    let chunk = tiling.chunk(batch);
+    for s0 in (0..batch).step_by(chunk) {
+        let k = chunk.min(batch - s0);
+        let ntk = k * nt;
+        let v = tiling.input_tiles(small, s0, k);
+        let mg = tiling.output_tiles(big, s0, k);
+        let (vm, mgm) = (MatRef::new(&v, cs, nn * ntk), MatRef::new(&mg, rows, nn * ntk));
+        for r0 in (0..rows).step_by(row_block) {
+            let (r1, width) = ((r0 + row_block).min(rows), row_block.min(rows - r0));
+            let mut dut = vec![0f32; nn * cs * width];
+            dut.par_chunks_mut(cs * width).enumerate().for_each(|(e, dst)| {
+                let (c0, c1) = (e * ntk, (e + 1) * ntk);
+                matmul_serial(dst, vm.cols(c0, c1), mgm.cols(c0, c1).rows(r0, r1).t(), false);
+            });
+            dw[..cs * cb * kl].par_chunks_mut(cb * kl).enumerate().for_each_init(
+                || (vec![0f32; r * n * width], vec![0f32; r * r * width]),
+                |(tmp, dk), (ci, dst)| {
+                    sandwich(&tr.gt, r, n, &dut[ci * width..], cs * width, width, tmp, dk);
+                    for (lane, row) in (r0..r1).enumerate() {
+                        let (ph, co) = (&phases[row / cb], row % cb);
+                        for u1 in 0..r {
+                            for u2 in 0..r {
+                                // Correlation tap (u1, u2) of the flipped sub-kernel is kernel
+                                // tap (r_h + s_h·(r − 1 − u1), r_w + s_w·(r − 1 − u2)).
+                                let tap = (ph[1].r + s.geom.stride[1] * (r - 1 - u1)) * k2 + ph[2].r + s.geom.stride[2] * (r - 1 - u2);
+                                dst[co * kl + tap] += dk[(u1 * r + u2) * width + lane];
+                            }
+                        }
+                    }
+                },
+            );
+        }
     }
 }
 
@@ -396,6 +500,29 @@ mod tests {
                     big_to_small(&y, batch, &ww, &geom, &mut e);
                     assert!(rel_diff(&e, &c) < 2e-5, "big→small {geom:?} {favour:?}: {}", rel_diff(&e, &c));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_equals_the_gemm_kernels() {
+        // PVGG16's k14 s2 p6 and k10 s2 p4 shapes on odd grids, stride 3, and a stride-1 3×3.
+        let mut geoms: Vec<ConvGeometry> = [([9, 7], 14, 2, 6), ([13, 11], 10, 2, 4), ([6, 8], 6, 3, 0)]
+            .iter()
+            .map(|&(hw, k, st, p)| ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, 0, 0], [1, 1, 1]).unwrap())
+            .collect();
+        geoms.push(ConvGeometry::for_conv([1, 9, 14], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap());
+        for geom in geoms {
+            let s = ConvShape { small_channels: 6, big_channels: 5, groups: 1, geom };
+            let plan = WinoPlan::geometry(&s).unwrap();
+            for batch in [1, 3] {
+                let small = pseudo(batch * 6 * geom.small_len(), 4);
+                let big = pseudo(batch * 5 * geom.big_len(), 5);
+                let mut want = vec![0.25f32; s.weight_len()];
+                conv::weight_grad(&small, &big, batch, &s, &mut want);
+                let mut got = vec![0.25f32; s.weight_len()];
+                weight_grad(&small, &big, batch, &plan, &s, &mut got);
+                assert!(rel_diff(&got, &want) < 2e-5, "{geom:?}, batch {batch}: {}", rel_diff(&got, &want));
             }
         }
     }

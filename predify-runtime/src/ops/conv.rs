@@ -1,7 +1,7 @@
 //! Convolution / transposed convolution as a `CustomOp2` (input, weight).
 
 use super::f32_slice;
-use crate::kernels::conv::{weight_grad, ConvShape};
+use crate::kernels::conv::ConvShape;
 use crate::kernels::transform_cache::TransformCache;
 use crate::kernels::plan;
 use std::sync::Arc;
@@ -150,7 +150,7 @@ impl CustomOp2 for ConvWeightGradOp {
             candle_core::bail!("predify-conv-weight-grad: operands {:?} / {:?} do not match the plan", l1.dims(), l2.dims());
         }
         let mut dw = vec![0f32; self.shape.weight_len()];
-        weight_grad(small, big, self.batch, &self.shape, &mut dw);
+        plan::weight_grad(small, big, self.batch, &self.shape, &mut dw);
         Ok((CpuStorage::F32(dw), Shape::from(self.weight_shape.clone())))
     }
 }
