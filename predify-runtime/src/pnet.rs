@@ -441,14 +441,17 @@ impl PNet {
             }
             let target = if i == 0 { x } else { &reps[i - 1] };
             let (prd, trace) = pc.predictor.forward_traced(rep)?;
-            let diff = (&prd - target)?;
-            let numel = diff.elem_count();
-            let loss = diff.sqr()?.sum_all()?.to_scalar::<f32>()? / numel as f32;
+            // One fused pass for the loss and its gradient: Candle's difference, square, sum
+            // and scale each allocated a prediction-sized tensor (51 MB for PVGG16's pcoder 2
+            // at batch 4, most of its cost in fresh pages).
+            let numel = prd.elem_count();
+            let (dprd, sq) = crate::ops::scaled_error(&prd, target, dynamics::error_grad_factor(numel))?;
+            let loss = sq / numel as f32;
             if !loss.is_finite() {
                 return Err(Error::NonFinite { pcoder: pc.number, what: "the reconstruction loss", timestep: 0 });
             }
             per_pcoder.push(loss);
-            let g = pc.predictor.param_grads(&trace, &diff.affine(dynamics::error_grad_factor(numel), 0.0)?)?;
+            let g = pc.predictor.param_grads(&trace, &dprd)?;
             grads.extend(g.into_iter().map(|(n, t)| (format!("pcoder{}.{n}", pc.number), t)));
         }
         let loss = per_pcoder.iter().sum();

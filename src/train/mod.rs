@@ -200,6 +200,8 @@ pub struct Trainer<'m, M: Predified> {
     config: TrainConfig,
     optimizer: Box<dyn Optimizer + Send>,
     vars: Vec<(String, Var)>,
+    /// The weights before the step in progress (reused buffers).
+    saved: guarded::Snapshot,
     position: Position,
     /// Σ of the per-pcoder losses and the number of batches in the epoch in progress.
     running: (Vec<f64>, usize),
@@ -225,6 +227,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             model,
             optimizer: config.optimizer.build(),
             vars: model.pnet().feedback_vars(),
+            saved: guarded::Snapshot::default(),
             position: Position { seed: config.seed, batch_size: config.batch_size, ..Position::default() },
             running: (vec![0.0; n], 0),
             history: Vec::new(),
@@ -392,7 +395,7 @@ impl<'m, M: Predified + Sync> Trainer<'m, M> {
             }
         }
         // Non-finite gradients are refused, and an update that overflows is undone.
-        guarded::step_or_restore(self.optimizer.as_mut(), &self.vars, &grads, diverged)?;
+        guarded::step_or_restore(self.optimizer.as_mut(), &self.vars, &grads, &mut self.saved, diverged)?;
         Ok(per_pcoder)
     }
 

@@ -211,6 +211,7 @@ pub fn train_backbone(set: &(impl Dataset + ?Sized), config: &SupervisedConfig, 
         params.push(("conv2.bias".into(), b.clone()));
     }
     let mut adam = Adam::new(config.lr);
+    let mut saved = super::guarded::Snapshot::default();
     let nb = n.div_ceil(config.batch_size);
     for epoch in 0..config.epochs {
         let t = Instant::now();
@@ -249,7 +250,7 @@ pub fn train_backbone(set: &(impl Dataset + ?Sized), config: &SupervisedConfig, 
                 return Err(Error::Diverged { epoch: epoch + 1, step: b + 1, message: format!("cross-entropy is {loss}") });
             }
             sum += loss;
-            super::guarded::step_or_restore(&mut adam, &params, &grads, |message| Error::Diverged { epoch: epoch + 1, step: b + 1, message })?;
+            super::guarded::step_or_restore(&mut adam, &params, &grads, &mut saved, |message| Error::Diverged { epoch: epoch + 1, step: b + 1, message })?;
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", sum / (b + 1) as f64));
         }

@@ -25,7 +25,7 @@
 //! optimiser's state and the position; they load wherever a feedback checkpoint does (e.g.
 //! `predify-mnist --feedback`). Resuming a through-time run from one is not offered.
 
-use super::guarded::step_or_restore;
+use super::guarded::{step_or_restore, Snapshot};
 use super::{Checkpoint, Error, Position, Result, TrainConfig};
 use crate::common::epoch_order;
 use crate::common::progress::progress_bar;
@@ -142,6 +142,8 @@ pub struct ThroughTimeTrainer<'m, M: Segmented> {
     tt: ThroughTime,
     optimizer: Box<dyn Optimizer + Send>,
     vars: Vec<(String, Var)>,
+    /// The weights before the step in progress (reused buffers).
+    saved: Snapshot,
     position: Position,
     history: Vec<ThroughTimeReport>,
 }
@@ -162,6 +164,7 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
             model,
             optimizer: config.optimizer.build(),
             vars: model.pnet().feedback_vars(),
+            saved: Snapshot::default(),
             position: Position { seed: config.seed, batch_size: config.batch_size, ..Position::default() },
             history: Vec::new(),
             config,
@@ -216,7 +219,7 @@ impl<'m, M: Segmented> ThroughTimeTrainer<'m, M> {
             return Err(diverged(format!("cross-entropy through time is {}", g.loss)));
         }
         // Non-finite gradients are refused, and an update that overflows is undone.
-        step_or_restore(self.optimizer.as_mut(), &self.vars, &g.grads, diverged)?;
+        step_or_restore(self.optimizer.as_mut(), &self.vars, &g.grads, &mut self.saved, diverged)?;
         Ok(g.loss)
     }
 
