@@ -147,42 +147,43 @@ impl WinoWeights {
         let (n, r) = (tr.n, plan.taps);
         let (cs, cb) = (plan.small_channels, plan.big_channels);
         let rows = plan.phases * cb;
+        let kl = s.geom.kernel_len();
         let mut u = vec![0f32; n * n * rows * cs];
         let ptr = SyncPtr::new(&mut u);
-        for (p, ph) in phases.iter().enumerate() {
-            // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
-            let sub = phase::sub_kernel(w, s, ph, true);
-            (0..cb).into_par_iter().for_each_init(
-                || (vec![0f32; r * r * cs], vec![0f32; n * r * cs], vec![0f32; n * n * cs]),
-                |(k, tmp, out), co| {
-                    // The channel's kernels with the input channel innermost: the lanes.
-                    for ci in 0..cs {
-                        for t in 0..r * r {
-                            k[t * cs + ci] = sub[(co * cs + ci) * r * r + t];
+        // One task per GEMM row (phase, big channel), reading its sub-kernels straight from `w`.
+        (0..rows).into_par_iter().for_each_init(
+            || (vec![0f32; r * r * cs], vec![0f32; n * r * cs], vec![0f32; n * n * cs]),
+            |(k, tmp, out), row| {
+                let (ph, co) = (&phases[row / cb], row % cb);
+                // The row's correlation kernels with the input channel innermost: the lanes.
+                for u1 in 0..r {
+                    for u2 in 0..r {
+                        let tap = weight_tap(&s.geom, ph, r, u1, u2);
+                        for (ci, v) in k[(u1 * r + u2) * cs..][..cs].iter_mut().enumerate() {
+                            *v = w[(ci * cb + co) * kl + tap];
                         }
                     }
-                    sandwich(&tr.g, n, r, k, cs, cs, tmp, out);
-                    let row = p * cb + co;
-                    for e in 0..n * n {
-                        let src = &out[e * cs..][..cs];
-                        // SAFETY: row `row` of block e (element (row, ci) for every ci < cs, at
-                        // e·rows·cs + row·cs + ci or e·rows·cs + ci·rows + row) lies inside `u`
-                        // (n²·rows·cs values; e < n², row < rows as p < plan.phases and co < cb),
-                        // and only the task for this (p, co) writes it.
-                        unsafe {
-                            match favour {
-                                Favour::SmallToBig => std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.get().add((e * rows + row) * cs), cs),
-                                Favour::BigToSmall => {
-                                    for (ci, v) in src.iter().enumerate() {
-                                        *ptr.get().add(e * rows * cs + ci * rows + row) = *v;
-                                    }
+                }
+                sandwich(&tr.g, n, r, k, cs, cs, tmp, out);
+                for e in 0..n * n {
+                    let src = &out[e * cs..][..cs];
+                    // SAFETY: row `row` of block e (element (row, ci) for every ci < cs, at
+                    // e·rows·cs + row·cs + ci or e·rows·cs + ci·rows + row) lies inside `u`
+                    // (n²·rows·cs values; e < n², row < rows), and only the task for this row
+                    // writes it.
+                    unsafe {
+                        match favour {
+                            Favour::SmallToBig => std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.get().add((e * rows + row) * cs), cs),
+                            Favour::BigToSmall => {
+                                for (ci, v) in src.iter().enumerate() {
+                                    *ptr.get().add(e * rows * cs + ci * rows + row) = *v;
                                 }
                             }
                         }
                     }
-                },
-            );
-        }
+                }
+            },
+        );
         Some(Self { plan, phases, tr, favour, u })
     }
 
@@ -394,7 +395,7 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
     let tiling = Tiling { p: plan, tr: &tr, phases: &phases, g: &s.geom };
     let (cs, cb, n, r) = (plan.small_channels, plan.big_channels, tr.n, plan.taps);
     let (nn, rows, nt) = (n * n, tiling.rows(), plan.tiles());
-    let (k2, kl) = (s.geom.kernel[2], s.geom.kernel_len());
+    let kl = s.geom.kernel_len();
     // dU in blocks of GEMM rows (all e of a row are needed for its Gᵀ·dU·G), ≤ 32 MB each,
     // stored transposed (`[e][C_small][row]`) so that one task per input channel transforms
     // its rows (lanes) and writes only its own block of `dw`.
@@ -421,10 +422,7 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
                         let (ph, co) = (&phases[row / cb], row % cb);
                         for u1 in 0..r {
                             for u2 in 0..r {
-                                // Correlation tap (u1, u2) of the flipped sub-kernel is kernel
-                                // tap (r_h + s_h·(r − 1 − u1), r_w + s_w·(r − 1 − u2)).
-                                let tap = (ph[1].r + s.geom.stride[1] * (r - 1 - u1)) * k2 + ph[2].r + s.geom.stride[2] * (r - 1 - u2);
-                                dst[co * kl + tap] += dk[(u1 * r + u2) * width + lane];
+                                dst[co * kl + weight_tap(&s.geom, ph, r, u1, u2)] += dk[(u1 * r + u2) * width + lane];
                             }
                         }
                     }
@@ -432,6 +430,13 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
             );
         }
     }
+}
+
+/// The weight's kernel tap (flat, within one `k×k` kernel) under correlation tap (u1, u2) of
+/// the phase `ph`'s sub-kernel, whose taps are reversed (see [`phase::sub_kernel`]):
+/// `(r_h + s_h·(r − 1 − u1), r_w + s_w·(r − 1 − u2))`.
+fn weight_tap(g: &ConvGeometry, ph: &[AxisPhase; 3], r: usize, u1: usize, u2: usize) -> usize {
+    (ph[1].r + g.stride[1] * (r - 1 - u1)) * g.kernel[2] + ph[2].r + g.stride[2] * (r - 1 - u2)
 }
 
 /// Samples per pass: as many as keep the largest transient (`values` per sample) under 64 MB.
