@@ -17,6 +17,7 @@ use super::conv::ConvShape;
 use super::fft::{c32, Fft2};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
+use super::tile_io::{read_padded, samples_per_chunk};
 use super::ConvGeometry;
 use rayon::prelude::*;
 
@@ -179,7 +180,7 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
     let nt = tiles_hw[0] * tiles_hw[1];
     // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
     let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
-    let chunk = samples_per_chunk(rc * nt * bins, batch);
+    let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
@@ -194,7 +195,7 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
                     let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
                     for t in 0..nt {
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                        load_tile(tile, n, |i, j| read(plane, p.small, [i, j]), origin, off);
+                        load_tile(tile, n, |i, j| read_padded(plane, p.small, i, j), origin, off);
                         sp.fft.forward_real(tile, &mut local[(si * nt + t) * bins..][..bins], sc);
                     }
                 }
@@ -240,7 +241,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     let rc = p.phases * cb;
     let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
-    let chunk = samples_per_chunk(rc * nt * bins, batch);
+    let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
@@ -301,14 +302,6 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     }
 }
 
-/// Samples per pass: as many as keep the larger spectra buffer (`values` complex values per
-/// sample) under 64 MB, so that one per-bin GEMM serves several samples without a large
-/// transient.
-fn samples_per_chunk(values: usize, batch: usize) -> usize {
-    const MAX_BYTES: usize = 64 << 20;
-    (MAX_BYTES / (values * std::mem::size_of::<c32>()).max(1)).clamp(1, batch.max(1))
-}
-
 /// Fill an N×N tile with `f(i, j)` at grid coordinates `origin + (a, b) − off`.
 fn load_tile(tile: &mut [f32], n: usize, f: impl Fn(isize, isize) -> f32, origin: [usize; 2], off: [usize; 2]) {
     for a in 0..n {
@@ -316,15 +309,6 @@ fn load_tile(tile: &mut [f32], n: usize, f: impl Fn(isize, isize) -> f32, origin
         for b in 0..n {
             tile[a * n + b] = f(i, (origin[1] + b) as isize - off[1] as isize);
         }
-    }
-}
-
-/// `plane[i, j]` of an `hw` grid, zero outside.
-fn read(plane: &[f32], hw: [usize; 2], [i, j]: [isize; 2]) -> f32 {
-    if i < 0 || j < 0 || i as usize >= hw[0] || j as usize >= hw[1] {
-        0.0
-    } else {
-        plane[i as usize * hw[1] + j as usize]
     }
 }
 

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod pool;
 pub mod scratch;
 mod sync_ptr;
+mod tile_io;
 pub mod transform_cache;
 pub mod upsample;
 pub mod winograd;

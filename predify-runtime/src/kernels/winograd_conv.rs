@@ -18,6 +18,7 @@ use super::conv::ConvShape;
 use super::gemm::{matmul_serial, MatRef};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
+use super::tile_io::{read_padded, samples_per_chunk};
 use super::winograd::{sandwich, Transforms};
 use super::ConvGeometry;
 use rayon::prelude::*;
@@ -220,7 +221,7 @@ impl Tiling<'_> {
 
     /// Samples per pass for these layer sizes.
     fn chunk(&self, batch: usize) -> usize {
-        samples_per_chunk(self.rows().max(self.p.small_channels) * self.tr.n * self.tr.n * self.p.tiles(), batch)
+        samples_per_chunk(self.rows().max(self.p.small_channels) * self.tr.n * self.tr.n * self.p.tiles() * std::mem::size_of::<f32>(), batch)
     }
 
     /// V = Bᵀ·d·B of every tile of the small-grid samples `s0..s0+k` of `x`:
@@ -242,7 +243,7 @@ impl Tiling<'_> {
                             for b in 0..n {
                                 let i = (origin[0] + a) as isize - off[0] as isize;
                                 let j = (origin[1] + b) as isize - off[1] as isize;
-                                d[(a * n + b) * ntk + si * nt + t] = read(plane, p.small, i, j);
+                                d[(a * n + b) * ntk + si * nt + t] = read_padded(plane, p.small, i, j);
                             }
                         }
                     }
@@ -437,21 +438,6 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
 /// `(r_h + s_h·(r − 1 − u1), r_w + s_w·(r − 1 − u2))`.
 fn weight_tap(g: &ConvGeometry, ph: &[AxisPhase; 3], r: usize, u1: usize, u2: usize) -> usize {
     (ph[1].r + g.stride[1] * (r - 1 - u1)) * g.kernel[2] + ph[2].r + g.stride[2] * (r - 1 - u2)
-}
-
-/// Samples per pass: as many as keep the largest transient (`values` per sample) under 64 MB.
-fn samples_per_chunk(values: usize, batch: usize) -> usize {
-    const MAX_BYTES: usize = 64 << 20;
-    (MAX_BYTES / (values * std::mem::size_of::<f32>()).max(1)).clamp(1, batch.max(1))
-}
-
-/// `plane[i, j]` of an `hw` grid, zero outside.
-fn read(plane: &[f32], hw: [usize; 2], i: isize, j: isize) -> f32 {
-    if i < 0 || j < 0 || i as usize >= hw[0] || j as usize >= hw[1] {
-        0.0
-    } else {
-        plane[i as usize * hw[1] + j as usize]
-    }
 }
 
 #[cfg(test)]
