@@ -134,33 +134,36 @@ impl Spectra {
             .checked_mul(cb)
             .and_then(|rc| Some((rc, bins.checked_mul(rc)?.checked_mul(cs)?)))
             .expect("Spectra::build: spectra size overflows usize");
-        let tl = plan.taps[0] * plan.taps[1];
+        let kl = s.geom.kernel_len();
         let mut data = vec![ZERO; len];
         let ptr = SyncPtr::new(&mut data);
-        for (r, ph) in phases.iter().enumerate() {
-            // [C_big, C_small, taps]: the forward phase as a correlation of the small grid.
-            let sub = phase::sub_kernel(w, s, ph, true);
-            (0..cb).into_par_iter().for_each_init(
-                || (fft.scratch(), vec![0f32; n * n], vec![ZERO; bins]),
-                |(sc, tile, spec), co| {
-                    for ci in 0..cs {
-                        let k = &sub[(co * cs + ci) * tl..][..tl];
-                        tile.fill(0.0);
-                        for a in 0..plan.taps[0] {
-                            tile[a * n..a * n + plan.taps[1]].copy_from_slice(&k[a * plan.taps[1]..][..plan.taps[1]]);
-                        }
-                        fft.forward_real(tile, spec, sc);
-                        let row = (r * cb + co) * cs + ci;
-                        for (b, v) in spec.iter().enumerate() {
-                            // SAFETY: element (b, row) lies inside `data`, of bins·rc·cs values
-                            // (b < bins = spec.len(), row < rc·cs as r < plan.phases, co < cb,
-                            // ci < cs), and only the task for this `co` writes rows of `co`.
-                            unsafe { *ptr.get().add(b * rc * cs + row) = v.conj() };
+        // One task per row (phase, big channel): its kernels read straight from `w` (the
+        // phase's sub-kernel, taps reversed: the forward as a correlation of the small grid),
+        // their spectra kept `[C_small][bins]` and written out bin by bin in runs of C_small.
+        (0..rc).into_par_iter().for_each_init(
+            || (fft.scratch(), vec![0f32; n * n], vec![ZERO; cs * bins]),
+            |(sc, tile, specs), row| {
+                let (ph, co) = (&phases[row / cb], row % cb);
+                for (ci, spec) in specs.chunks_mut(bins).enumerate() {
+                    tile.fill(0.0);
+                    for u0 in 0..plan.taps[0] {
+                        for u1 in 0..plan.taps[1] {
+                            tile[u0 * n + u1] = w[(ci * cb + co) * kl + phase::flipped_tap(&s.geom, ph, [u0, u1])];
                         }
                     }
-                },
-            );
-        }
+                    fft.forward_real(tile, spec, sc);
+                }
+                for b in 0..bins {
+                    // SAFETY: elements b·rc·cs + row·cs + ci (ci < cs) lie inside `data`, of
+                    // bins·rc·cs values (b < bins, row < rc), and only the task for this `row`
+                    // writes them.
+                    let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add((b * rc + row) * cs), cs) };
+                    for (o, spec) in out.iter_mut().zip(specs.chunks(bins)) {
+                        *o = spec[b].conj();
+                    }
+                }
+            },
+        );
         Some(Self { plan, phases, fft, data })
     }
 

@@ -95,6 +95,14 @@ pub(crate) fn phases(g: &ConvGeometry) -> Vec<[AxisPhase; 3]> {
     v
 }
 
+/// The weight's flat kernel tap (within one kernel) at tap `u` (H, W) of phase `ph`'s
+/// sub-kernel as [`sub_kernel`] lays it out with `flip` (taps reversed), for 2-D layers (trivial
+/// depth axis): `(r_h + s_h·(t_h − 1 − u_h), r_w + s_w·(t_w − 1 − u_w))`.
+pub(crate) fn flipped_tap(g: &ConvGeometry, ph: &[AxisPhase; 3], u: [usize; 2]) -> usize {
+    let k = |a: usize, m: usize| ph[a].r + g.stride[a] * m;
+    k(1, ph[1].taps - 1 - u[0]) * g.kernel[2] + k(2, ph[2].taps - 1 - u[1])
+}
+
 /// Big-grid flat index of phase point `j` (per-axis coordinates).
 pub(crate) fn big_index(g: &ConvGeometry, ph: &[AxisPhase; 3], j: [usize; 3]) -> usize {
     let o = |a: usize| (ph[a].q0 + j[a]) * g.stride[a] + ph[a].r - g.padding[a];

@@ -159,7 +159,7 @@ impl WinoWeights {
                 // The row's correlation kernels with the input channel innermost: the lanes.
                 for u1 in 0..r {
                     for u2 in 0..r {
-                        let tap = weight_tap(&s.geom, ph, r, u1, u2);
+                        let tap = phase::flipped_tap(&s.geom, ph, [u1, u2]);
                         for (ci, v) in k[(u1 * r + u2) * cs..][..cs].iter_mut().enumerate() {
                             *v = w[(ci * cb + co) * kl + tap];
                         }
@@ -423,7 +423,7 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
                         let (ph, co) = (&phases[row / cb], row % cb);
                         for u1 in 0..r {
                             for u2 in 0..r {
-                                dst[co * kl + weight_tap(&s.geom, ph, r, u1, u2)] += dk[(u1 * r + u2) * width + lane];
+                                dst[co * kl + phase::flipped_tap(&s.geom, ph, [u1, u2])] += dk[(u1 * r + u2) * width + lane];
                             }
                         }
                     }
@@ -431,13 +431,6 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
             );
         }
     }
-}
-
-/// The weight's kernel tap (flat, within one `k×k` kernel) under correlation tap (u1, u2) of
-/// the phase `ph`'s sub-kernel, whose taps are reversed (see [`phase::sub_kernel`]):
-/// `(r_h + s_h·(r − 1 − u1), r_w + s_w·(r − 1 − u2))`.
-fn weight_tap(g: &ConvGeometry, ph: &[AxisPhase; 3], r: usize, u1: usize, u2: usize) -> usize {
-    (ph[1].r + g.stride[1] * (r - 1 - u1)) * g.kernel[2] + ph[2].r + g.stride[2] * (r - 1 - u2)
 }
 
 #[cfg(test)]
