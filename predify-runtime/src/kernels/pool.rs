@@ -132,18 +132,35 @@ fn pool_plane_inside(src: &[f32], g: &PoolGeometry, dst: &mut [f32]) {
         for kd in 0..g.kernel[0] {
             for kh in 0..g.kernel[1] {
                 let row = &src[((d0 + kd) * ih + h0 + kh) * iw..][..iw];
+                if g.kernel[2] == sw {
+                    // Windows side by side along the row (2×2/2, 3×3/3): each output reads one
+                    // contiguous chunk, taps in the same order as below.
+                    for (y, win) in out.iter_mut().zip(row.chunks_exact(sw)) {
+                        for &v in win {
+                            *y = pick(*y, v);
+                        }
+                    }
+                    continue;
+                }
                 for kw in 0..g.kernel[2] {
                     // Window o reads row[o·sw + kw]; the last one is inside the row.
                     let taps = row[kw..].iter().step_by(sw);
                     for (y, &v) in out.iter_mut().zip(taps) {
-                        // NaN propagates, as in PyTorch.
-                        if v > *y || v.is_nan() {
-                            *y = v;
-                        }
+                        *y = pick(*y, v);
                     }
                 }
             }
         }
+    }
+}
+
+/// The running maximum after tap `v`; NaN propagates, as in PyTorch.
+#[inline(always)]
+fn pick(y: f32, v: f32) -> f32 {
+    if v > y || v.is_nan() {
+        v
+    } else {
+        y
     }
 }
 
