@@ -42,7 +42,7 @@ pub fn im2col_rows(big: &[f32], channels: usize, g: &ConvGeometry, rows: std::op
     cols[..channels * kl * len]
         .par_chunks_mut(kl * len)
         .enumerate()
-        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, rows.clone(), kl_rows(g, &rows)));
+        .for_each(|(c, block)| im2col_channel(&big[c * bl..(c + 1) * bl], g, block, rows.clone(), row_len(g, &rows)));
 }
 
 /// [`im2col`] on the calling thread (for callers that parallelise over samples instead).
@@ -54,7 +54,7 @@ pub fn im2col_serial(big: &[f32], channels: usize, g: &ConvGeometry, cols: &mut 
 }
 
 /// Positions per column row of [`im2col_rows`]: `D · rows.len() · W`.
-fn kl_rows(g: &ConvGeometry, rows: &std::ops::Range<usize>) -> usize {
+fn row_len(g: &ConvGeometry, rows: &std::ops::Range<usize>) -> usize {
     g.small[0] * rows.len() * g.small[2]
 }
 

@@ -62,10 +62,9 @@ impl ConvOp {
             out_shape: self.in_shape.clone(),
             transforms: self.transforms.clone(),
         };
-        // Input gradients only where the input itself tracks gradients: training the feedback
-        // weights backpropagates into predictors whose inputs are detached representations,
-        // and this product costs as much as the forward (measured: a quarter of a PVGG16
-        // training step).
+        // Input gradients only where the input itself tracks gradients (a detached input, such
+        // as a representation fed to a predictor being trained, needs none; the product costs
+        // as much as the forward).
         let dx = if x.track_op() { Some(g.apply_op2_no_bwd(&w.contiguous()?, &back)?) } else { None };
         // Weight gradients only where someone asked for them (trainable weights).
         let dw = if w.track_op() {
