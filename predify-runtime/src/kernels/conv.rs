@@ -152,6 +152,7 @@ fn weight_grad_blocked(small: &[f32], big: &[f32], batch: usize, s: &ConvShape, 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::*;
 
     /// Direct-loop transposed convolution (2-D, groups), straight from the definition.
@@ -186,10 +187,6 @@ mod tests {
     fn shape() -> ConvShape {
         let geom = ConvGeometry::for_conv_transpose([1, 3, 4], [1, 3, 2], [1, 2, 3], [0, 1, 0], [0, 1, 0], [1, 1, 2]).unwrap();
         ConvShape { small_channels: 4, big_channels: 6, groups: 2, geom }
-    }
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
     }
 
     #[test]

@@ -75,13 +75,10 @@ pub fn add_bias(planes: &mut [f32], bias: &[f32], len: usize) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::super::conv;
     use super::super::ConvGeometry;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()))

@@ -435,13 +435,10 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::super::conv;
     use super::super::ConvGeometry;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
 
     fn max_rel(a: &[f32], b: &[f32]) -> f32 {
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);

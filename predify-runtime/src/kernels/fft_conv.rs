@@ -404,17 +404,8 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv;
+    use super::super::test_data::{check_against_gemm, pseudo};
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
-
-    fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
-    }
 
     #[test]
     fn equals_the_direct_kernels() {
@@ -431,16 +422,8 @@ mod tests {
             let w = pseudo(s.weight_len(), 2);
             let sp = Spectra::build(plan, &w, &s).unwrap();
             let batch = 2;
-            let x = pseudo(batch * 5 * geom.small_len(), 1);
-            let (mut a, mut b) = (vec![0f32; batch * 3 * geom.big_len()], vec![f32::NAN; batch * 3 * geom.big_len()]);
-            conv::small_to_big(&x, batch, &w, &s, &mut a);
-            small_to_big(&x, batch, &sp, &geom, &mut b);
-            assert!(rel_diff(&b, &a) < 1e-5, "forward {geom:?}: {}", rel_diff(&b, &a));
-            let y = pseudo(a.len(), 3);
-            let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
-            conv::big_to_small(&y, batch, &w, &s, &mut c);
-            big_to_small(&y, batch, &sp, &geom, &mut e);
-            assert!(rel_diff(&e, &c) < 1e-5, "adjoint {geom:?}: {}", rel_diff(&e, &c));
+            let forward = |x: &[f32], out: &mut [f32]| small_to_big(x, batch, &sp, &geom, out);
+            check_against_gemm(&s, &w, batch, 1e-5, &format!("{geom:?}"), forward, |y, out| big_to_small(y, batch, &sp, &geom, out));
         }
     }
 

@@ -18,6 +18,8 @@ pub mod plan;
 pub mod pool;
 pub mod scratch;
 mod sync_ptr;
+#[cfg(test)]
+mod test_data;
 mod tile_io;
 pub mod transform_cache;
 pub mod upsample;

@@ -245,12 +245,9 @@ fn gather(big: &[f32], planes: usize, g: &ConvGeometry, ph: &[AxisPhase; 3]) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::super::conv;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
 
     #[test]
     fn phases_equal_the_direct_kernels() {

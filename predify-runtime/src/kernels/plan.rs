@@ -96,12 +96,9 @@ fn add_bias(out: &mut [f32], batch: usize, bias: &[f32], channels: usize, len: u
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::super::ConvGeometry;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
 
     #[test]
     fn fft_choice_with_bias_equals_gemm() {

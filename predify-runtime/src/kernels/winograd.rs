@@ -210,11 +210,8 @@ fn axpy<const FUSED: bool>(y: &mut [f32], c: f32, x: &[f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::pseudo;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
 
     #[test]
     fn one_dimensional_transforms_are_exact() {

@@ -435,17 +435,9 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_data::{check_against_gemm, pseudo, rel_diff};
     use super::super::conv;
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
-    }
-
-    fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
-    }
 
     #[test]
     fn equals_the_gemm_kernels() {
@@ -473,16 +465,9 @@ mod tests {
             for favour in [Favour::SmallToBig, Favour::BigToSmall] {
                 let ww = WinoWeights::build(plan, &w, &s, favour).unwrap();
                 for batch in [1, 3] {
-                    let x = pseudo(batch * 6 * geom.small_len(), 1);
-                    let (mut a, mut b) = (vec![0f32; batch * 5 * geom.big_len()], vec![f32::NAN; batch * 5 * geom.big_len()]);
-                    conv::small_to_big(&x, batch, &w, &s, &mut a);
-                    small_to_big(&x, batch, &ww, &geom, &mut b);
-                    assert!(rel_diff(&b, &a) < 2e-5, "small→big {geom:?} {favour:?}: {}", rel_diff(&b, &a));
-                    let y = pseudo(a.len(), 3);
-                    let (mut c, mut e) = (vec![0f32; x.len()], vec![f32::NAN; x.len()]);
-                    conv::big_to_small(&y, batch, &w, &s, &mut c);
-                    big_to_small(&y, batch, &ww, &geom, &mut e);
-                    assert!(rel_diff(&e, &c) < 2e-5, "big→small {geom:?} {favour:?}: {}", rel_diff(&e, &c));
+                    let what = format!("{geom:?} {favour:?} batch {batch}");
+                    let forward = |x: &[f32], out: &mut [f32]| small_to_big(x, batch, &ww, &geom, out);
+                    check_against_gemm(&s, &w, batch, 2e-5, &what, forward, |y, out| big_to_small(y, batch, &ww, &geom, out));
                 }
             }
         }
