@@ -14,7 +14,7 @@
 //! [`FftPlan::new`] takes a memory cap and the caller falls back to GEMM above it.
 
 use super::conv::ConvShape;
-use super::fft::{c32, Fft2};
+use super::fft::{c32, Fft2, LANES};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
 use super::tile_io::{read_padded, samples_per_chunk};
@@ -139,27 +139,31 @@ impl Spectra {
         let ptr = SyncPtr::new(&mut data);
         // One task per row (phase, big channel): its kernels read straight from `w` (the
         // phase's sub-kernel, taps reversed: the forward as a correlation of the small grid),
-        // their spectra kept `[C_small][bins]` and written out bin by bin in runs of C_small.
+        // LANES input channels per transform, whose spectra are a run of `data` per bin.
         (0..rc).into_par_iter().for_each_init(
-            || (fft.scratch(), vec![0f32; n * n], vec![ZERO; cs * bins]),
-            |(sc, tile, specs), row| {
+            || (fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            |(sc, tiles, spec), row| {
                 let (ph, co) = (&phases[row / cb], row % cb);
-                for (ci, spec) in specs.chunks_mut(bins).enumerate() {
-                    tile.fill(0.0);
+                for c0 in (0..cs).step_by(LANES) {
+                    let count = LANES.min(cs - c0);
+                    tiles.fill(0.0);
                     for u0 in 0..plan.taps[0] {
                         for u1 in 0..plan.taps[1] {
-                            tile[u0 * n + u1] = w[(ci * cb + co) * kl + phase::flipped_tap(&s.geom, ph, [u0, u1])];
+                            let tap = phase::flipped_tap(&s.geom, ph, [u0, u1]);
+                            for (l, v) in tiles[(u0 * n + u1) * LANES..][..count].iter_mut().enumerate() {
+                                *v = w[((c0 + l) * cb + co) * kl + tap];
+                            }
                         }
                     }
-                    fft.forward_real(tile, spec, sc);
-                }
-                for b in 0..bins {
-                    // SAFETY: elements b·rc·cs + row·cs + ci (ci < cs) lie inside `data`, of
-                    // bins·rc·cs values (b < bins, row < rc), and only the task for this `row`
-                    // writes them.
-                    let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add((b * rc + row) * cs), cs) };
-                    for (o, spec) in out.iter_mut().zip(specs.chunks(bins)) {
-                        *o = spec[b].conj();
+                    fft.forward_real(tiles, spec, sc);
+                    for b in 0..bins {
+                        // SAFETY: elements (b·rc + row)·cs + c0 + l (l < count ≤ cs − c0) lie
+                        // inside `data`, of bins·rc·cs values (b < bins, row < rc), and only
+                        // the task for this `row` writes them.
+                        let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add((b * rc + row) * cs + c0), count) };
+                        for (o, v) in out.iter_mut().zip(&spec[b * LANES..]) {
+                            *o = v.conj();
+                        }
                     }
                 }
             },
@@ -192,19 +196,21 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
         let mut xspec = vec![ZERO; cs * ntk * bins];
         let xs = SyncPtr::new(&mut xspec);
         (0..cs).into_par_iter().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; ntk * bins]),
-            |(sc, tile, local), ci| {
-                for si in 0..k {
-                    let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
-                    for t in 0..nt {
+            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            |(sc, tiles, spec), ci| {
+                for q0 in (0..ntk).step_by(LANES) {
+                    let count = LANES.min(ntk - q0);
+                    load_lanes(tiles, n, count, |l| {
+                        let (si, t) = ((q0 + l) / nt, (q0 + l) % nt);
+                        let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                        load_tile(tile, n, |i, j| read_padded(plane, p.small, i, j), origin, off);
-                        sp.fft.forward_real(tile, &mut local[(si * nt + t) * bins..][..bins], sc);
-                    }
+                        move |a: usize, b: usize| read_padded(plane, p.small, (origin[0] + a) as isize - off[0] as isize, (origin[1] + b) as isize - off[1] as isize)
+                    });
+                    sp.fft.forward_real(tiles, spec, sc);
+                    // SAFETY: row `ci` of every bin block of `xspec` ([bins][cs][ntk]), tiles
+                    // q0..q0 + count ≤ ntk; only the task for this `ci` writes it.
+                    unsafe { store_lanes(spec, bins, count, xs, cs, ntk, ci, q0) };
                 }
-                // SAFETY: row `ci` of every bin block of `xspec` ([bins][cs][ntk]); only the task
-                // for this `ci` writes it.
-                unsafe { scatter_row(local, ntk, bins, xs, cs, ci) };
             },
         );
         let mut yspec = vec![ZERO; rc * ntk * bins];
@@ -212,21 +218,22 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
         drop(xspec);
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; nt * bins]),
-            |(sc, tile, local), (plane_index, plane)| {
+            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            |(sc, tiles, spec), (plane_index, plane)| {
                 let (si, co) = (plane_index / cb, plane_index % cb);
                 plane.fill(0.0);
                 for (r, ph) in sp.phases.iter().enumerate() {
-                    gather_row(&yspec, rc, ntk, r * cb + co, si * nt, nt, bins, local);
-                    for t in 0..nt {
-                        let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
-                        let rows = p.block[0].min(p.len[0] - ty * p.block[0]);
-                        let spec = &local[t * bins..][..bins];
-                        sp.fft.inverse_real_rows(spec, tile, sc, 0..rows);
-                        for a in 0..rows {
-                            for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
-                                let j = [0, ty * p.block[0] + a, tx * p.block[1] + b];
-                                plane[phase::big_index(g, ph, j)] = tile[a * n + b];
+                    for t0 in (0..nt).step_by(LANES) {
+                        let count = LANES.min(nt - t0);
+                        load_spectra(&yspec, rc, ntk, r * cb + co, si * nt + t0, count, bins, spec);
+                        sp.fft.inverse_real_rows(spec, tiles, sc, 0..p.block[0]);
+                        for l in 0..count {
+                            let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
+                            for a in 0..p.block[0].min(p.len[0] - ty * p.block[0]) {
+                                for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
+                                    let j = [0, ty * p.block[0] + a, tx * p.block[1] + b];
+                                    plane[phase::big_index(g, ph, j)] = tiles[(a * n + b) * LANES + l];
+                                }
                             }
                         }
                     }
@@ -236,7 +243,7 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
     }
 }
 
-/// Transposed-convolution adjoint (big → small) by FFT; `out` is overwritten.
+/// Convolution forward / transposed-convolution adjoint (big → small) by FFT; `out` is overwritten.
 pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
     let p = &sp.plan;
     let (cs, cb, n, bins) = (p.small_channels, p.big_channels, p.n, sp.fft.bins());
@@ -253,28 +260,30 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
         let mut gspec = vec![ZERO; rc * ntk * bins];
         let gs = SyncPtr::new(&mut gspec);
         (0..rc).into_par_iter().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; ntk * bins]),
-            |(sc, tile, local), rco| {
+            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            |(sc, tiles, spec), rco| {
                 let ph = &sp.phases[rco / cb];
-                for si in 0..k {
-                    let plane = &gbig[((s0 + si) * cb + rco % cb) * bl..][..bl];
-                    let lattice = |i: isize, j: isize| {
-                        let inside = i >= 0 && j >= 0 && (i as usize) < p.len[0] && (j as usize) < p.len[1];
-                        if inside {
-                            plane[phase::big_index(g, ph, [0, i as usize, j as usize])]
-                        } else {
-                            0.0
-                        }
-                    };
-                    for t in 0..nt {
+                for q0 in (0..ntk).step_by(LANES) {
+                    let count = LANES.min(ntk - q0);
+                    load_lanes(tiles, n, count, |l| {
+                        let (si, t) = ((q0 + l) / nt, (q0 + l) % nt);
+                        let plane = &gbig[((s0 + si) * cb + rco % cb) * bl..][..bl];
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                        load_tile(tile, n, lattice, origin, p.q0);
-                        sp.fft.forward_real(tile, &mut local[(si * nt + t) * bins..][..bins], sc);
-                    }
+                        move |a: usize, b: usize| {
+                            // Lattice points before the first (wrapped) or past the last read zeros.
+                            let (i, j) = ((origin[0] + a).wrapping_sub(p.q0[0]), (origin[1] + b).wrapping_sub(p.q0[1]));
+                            if i < p.len[0] && j < p.len[1] {
+                                plane[phase::big_index(g, ph, [0, i, j])]
+                            } else {
+                                0.0
+                            }
+                        }
+                    });
+                    sp.fft.forward_real(tiles, spec, sc);
+                    // SAFETY: row `rco` of every bin block of `gspec` ([bins][rc][ntk]), tiles
+                    // q0..q0 + count ≤ ntk; only the task for this `rco` writes it.
+                    unsafe { store_lanes(spec, bins, count, gs, rc, ntk, rco, q0) };
                 }
-                // SAFETY: row `rco` of every bin block of `gspec` ([bins][rc][ntk]); only the
-                // task for this `rco` writes it.
-                unsafe { scatter_row(local, ntk, bins, gs, rc, rco) };
             },
         );
         let mut ospec = vec![ZERO; cs * ntk * bins];
@@ -285,19 +294,22 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
         // read `taps − 1` further on.
         let shift = [p.taps[0] - 1, p.taps[1] - 1];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n], vec![ZERO; nt * bins]),
-            |(sc, tile, local), (plane_index, plane)| {
+            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            |(sc, tiles, spec), (plane_index, plane)| {
                 let (si, ci) = (plane_index / cs, plane_index % cs);
-                gather_row(&ospec, cs, ntk, ci, si * nt, nt, bins, local);
-                for t in 0..nt {
-                    let (ty, tx) = (t / tiles_hw[1], t % tiles_hw[1]);
-                    let rows = p.block[0].min(p.small[0] - ty * p.block[0]);
-                    let spec = &local[t * bins..][..bins];
-                    sp.fft.inverse_real_rows(spec, tile, sc, shift[0]..shift[0] + rows);
-                    for a in 0..rows {
-                        let row = (ty * p.block[0] + a) * p.small[1] + tx * p.block[1];
+                for t0 in (0..nt).step_by(LANES) {
+                    let count = LANES.min(nt - t0);
+                    load_spectra(&ospec, cs, ntk, ci, si * nt + t0, count, bins, spec);
+                    sp.fft.inverse_real_rows(spec, tiles, sc, shift[0]..n);
+                    for l in 0..count {
+                        let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
                         let w = p.block[1].min(p.small[1] - tx * p.block[1]);
-                        plane[row..row + w].copy_from_slice(&tile[(a + shift[0]) * n + shift[1]..][..w]);
+                        for a in 0..p.block[0].min(p.small[0] - ty * p.block[0]) {
+                            let row = &mut plane[(ty * p.block[0] + a) * p.small[1] + tx * p.block[1]..][..w];
+                            for (b, v) in row.iter_mut().enumerate() {
+                                *v = tiles[((a + shift[0]) * n + shift[1] + b) * LANES + l];
+                            }
+                        }
                     }
                 }
             },
@@ -305,43 +317,47 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     }
 }
 
-/// Fill an N×N tile with `f(i, j)` at grid coordinates `origin + (a, b) − off`.
-fn load_tile(tile: &mut [f32], n: usize, f: impl Fn(isize, isize) -> f32, origin: [usize; 2], off: [usize; 2]) {
-    for a in 0..n {
-        let i = (origin[0] + a) as isize - off[0] as isize;
-        for b in 0..n {
-            tile[a * n + b] = f(i, (origin[1] + b) as isize - off[1] as isize);
+/// Fill the lane tiles `tiles` (`[N·N][LANES]`): lane `l < count` with `f(l)(a, b)` at
+/// (a, b), the other lanes with zeros.
+fn load_lanes<F: Fn(usize, usize) -> f32>(tiles: &mut [f32], n: usize, count: usize, f: impl Fn(usize) -> F) {
+    if count < LANES {
+        tiles.fill(0.0);
+    }
+    for l in 0..count {
+        let at = f(l);
+        for a in 0..n {
+            for b in 0..n {
+                tiles[(a * n + b) * LANES + l] = at(a, b);
+            }
         }
     }
 }
 
-/// Write `local` (`[ntk][bins]`: each tile's spectrum) as row `row` of every bin block of a
-/// bins-major buffer `[bins][rows][ntk]`.
+/// Write the first `count` lanes of `spec` (`[bins][LANES]`) as tiles `q0..q0 + count` of row
+/// `row` of every bin block of a bins-major buffer `[bins][rows][ntk]`.
 ///
 /// # Safety
 ///
-/// `dst` must address a buffer of at least `bins·rows·ntk` values with `row < rows`, and no
-/// other task may access row `row` of any bin block while this runs.
-unsafe fn scatter_row(local: &[c32], ntk: usize, bins: usize, dst: SyncPtr<'_, c32>, rows: usize, row: usize) {
+/// `dst` must address a buffer of at least `bins·rows·ntk` values with `row < rows` and
+/// `q0 + count ≤ ntk`, and no other task may access those elements while this runs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_lanes(spec: &[c32], bins: usize, count: usize, dst: SyncPtr<'_, c32>, rows: usize, ntk: usize, row: usize, q0: usize) {
     for b in 0..bins {
-        // SAFETY: elements (b·rows + row)·ntk + t for t < ntk lie inside the buffer and belong
-        // to this row (the caller's contract).
-        let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add((b * rows + row) * ntk), ntk) };
-        for (t, o) in out.iter_mut().enumerate() {
-            *o = local[t * bins + b];
-        }
+        // SAFETY: elements (b·rows + row)·ntk + q0 + l for l < count lie inside the buffer and
+        // belong to this task (the caller's contract).
+        let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add((b * rows + row) * ntk + q0), count) };
+        out.copy_from_slice(&spec[b * LANES..][..count]);
     }
 }
 
-/// Read `nt` tiles starting at `t0` of row `row` of a bins-major buffer `[bins][rows][ntk]`
-/// into `local` (`[nt][bins]`).
+/// Read tiles `t0..t0 + count` of row `row` of a bins-major buffer `[bins][rows][ntk]` into
+/// the first `count` lanes of `spec` (`[bins][LANES]`), zeros in the others.
 #[allow(clippy::too_many_arguments)]
-fn gather_row(src: &[c32], rows: usize, ntk: usize, row: usize, t0: usize, nt: usize, bins: usize, local: &mut [c32]) {
+fn load_spectra(src: &[c32], rows: usize, ntk: usize, row: usize, t0: usize, count: usize, bins: usize, spec: &mut [c32]) {
     for b in 0..bins {
-        let seg = &src[(b * rows + row) * ntk + t0..][..nt];
-        for (t, v) in seg.iter().enumerate() {
-            local[t * bins + b] = *v;
-        }
+        let dst = &mut spec[b * LANES..][..LANES];
+        dst[..count].copy_from_slice(&src[(b * rows + row) * ntk + t0..][..count]);
+        dst[count..].fill(ZERO);
     }
 }
 
