@@ -188,13 +188,15 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
     // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
     let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
     let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
+    // One pair of operands for every pass: fresh pages fault on first touch.
+    let (mut xspec, mut yspec) = (vec![ZERO; cs * chunk * nt * bins], vec![ZERO; rc * chunk * nt * bins]);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
         // Tiles of every sample in the chunk side by side, bins-major (`[bins][C_small][tiles]`):
         // one GEMM per bin on contiguous operands for all of them.
-        let mut xspec = vec![ZERO; cs * ntk * bins];
-        let xs = SyncPtr::new(&mut xspec);
+        let (xspec, yspec) = (&mut xspec[..cs * ntk * bins], &mut yspec[..rc * ntk * bins]);
+        let xs = SyncPtr::new(&mut *xspec);
         (0..cs).into_par_iter().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
             |(sc, tiles, spec), ci| {
@@ -213,9 +215,7 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
                 }
             },
         );
-        let mut yspec = vec![ZERO; rc * ntk * bins];
-        per_bin_gemm(&sp.data, false, rc, cs, &xspec, ntk, bins, &mut yspec);
-        drop(xspec);
+        per_bin_gemm(&sp.data, false, rc, cs, xspec, ntk, bins, yspec);
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
@@ -225,7 +225,7 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
                 for (r, ph) in sp.phases.iter().enumerate() {
                     for t0 in (0..nt).step_by(LANES) {
                         let count = LANES.min(nt - t0);
-                        load_spectra(&yspec, rc, ntk, r * cb + co, si * nt + t0, count, bins, spec);
+                        load_spectra(yspec, rc, ntk, r * cb + co, si * nt + t0, count, bins, spec);
                         sp.fft.inverse_real_rows(spec, tiles, sc, 0..p.block[0]);
                         for l in 0..count {
                             let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
@@ -252,13 +252,14 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
     let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
     let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
+    let (mut gspec, mut ospec) = (vec![ZERO; rc * chunk * nt * bins], vec![ZERO; cs * chunk * nt * bins]);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
         // Spectra of every phase's lattice of every big channel, tiles over the small grid,
         // bins-major (`[bins][phases·C_big][tiles]`).
-        let mut gspec = vec![ZERO; rc * ntk * bins];
-        let gs = SyncPtr::new(&mut gspec);
+        let (gspec, ospec) = (&mut gspec[..rc * ntk * bins], &mut ospec[..cs * ntk * bins]);
+        let gs = SyncPtr::new(&mut *gspec);
         (0..rc).into_par_iter().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
             |(sc, tiles, spec), rco| {
@@ -286,9 +287,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
                 }
             },
         );
-        let mut ospec = vec![ZERO; cs * ntk * bins];
-        per_bin_gemm(&sp.data, true, cs, rc, &gspec, ntk, bins, &mut ospec);
-        drop(gspec);
+        per_bin_gemm(&sp.data, true, cs, rc, gspec, ntk, bins, ospec);
         let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
         // The correlation with the adjoint kernel is the convolution with the forward one,
         // read `taps − 1` further on.
@@ -299,7 +298,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
                 let (si, ci) = (plane_index / cs, plane_index % cs);
                 for t0 in (0..nt).step_by(LANES) {
                     let count = LANES.min(nt - t0);
-                    load_spectra(&ospec, cs, ntk, ci, si * nt + t0, count, bins, spec);
+                    load_spectra(ospec, cs, ntk, ci, si * nt + t0, count, bins, spec);
                     sp.fft.inverse_real_rows(spec, tiles, sc, shift[0]..n);
                     for l in 0..count {
                         let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);

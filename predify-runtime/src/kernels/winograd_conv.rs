@@ -224,15 +224,14 @@ impl Tiling<'_> {
         samples_per_chunk(self.rows().max(self.p.small_channels) * self.tr.n * self.tr.n * self.p.tiles() * std::mem::size_of::<f32>(), batch)
     }
 
-    /// V = Bᵀ·d·B of every tile of the small-grid samples `s0..s0+k` of `x`:
+    /// V = Bᵀ·d·B of every tile of the small-grid samples `s0..s0+k` of `x` into `v`:
     /// `[C_small][e][k · tiles]`.
-    fn input_tiles(&self, x: &[f32], s0: usize, k: usize) -> Vec<f32> {
+    fn input_tiles(&self, x: &[f32], s0: usize, k: usize, v: &mut [f32]) {
         let (p, tr) = (self.p, self.tr);
         let (cs, n, m, sl) = (p.small_channels, tr.n, tr.m, self.g.small_len());
         let ([_, tw], nt, off, nn) = (p.tiles_hw(), p.tiles(), p.offset(), n * n);
         let ntk = k * nt;
-        let mut v = vec![0f32; cs * nn * ntk];
-        v.par_chunks_mut(nn * ntk).enumerate().for_each_init(
+        v[..cs * nn * ntk].par_chunks_mut(nn * ntk).enumerate().for_each_init(
             || (vec![0f32; nn * ntk], vec![0f32; nn * ntk]),
             |(d, tmp), (ci, dst)| {
                 for si in 0..k {
@@ -251,20 +250,20 @@ impl Tiling<'_> {
                 sandwich(&tr.bt, n, n, d, ntk, ntk, tmp, dst);
             },
         );
-        v
     }
 
-    /// Mg = A·dY·Aᵀ of every m×m tile of every phase lattice of the big-grid samples
-    /// `s0..s0+k` of `gbig`: `[phases·C_big][e][k · tiles]`.
-    fn output_tiles(&self, gbig: &[f32], s0: usize, k: usize) -> Vec<f32> {
+    /// Mg = A·dY·Aᵀ of every m×m tile of the phase lattices of GEMM rows `rows` (phase,
+    /// big channel) of the big-grid samples `s0..s0+k` of `gbig` into `mg`:
+    /// `[rows][e][k · tiles]`.
+    fn output_tiles(&self, gbig: &[f32], s0: usize, k: usize, rows: std::ops::Range<usize>, mg: &mut [f32]) {
         let (p, tr, g) = (self.p, self.tr, self.g);
         let (cb, n, m, bl) = (p.big_channels, tr.n, tr.m, g.big_len());
         let ([_, tw], nt, nn) = (p.tiles_hw(), p.tiles(), n * n);
         let ntk = k * nt;
-        let mut mg = vec![0f32; self.rows() * nn * ntk];
-        mg.par_chunks_mut(nn * ntk).enumerate().for_each_init(
+        mg[..rows.len() * nn * ntk].par_chunks_mut(nn * ntk).enumerate().for_each_init(
             || (vec![0f32; m * m * ntk], vec![0f32; n * m * ntk]),
-            |(dy, tmp), (row, dst)| {
+            |(dy, tmp), (i, dst)| {
+                let row = rows.start + i;
                 let (ph, co) = (&self.phases[row / cb], row % cb);
                 for si in 0..k {
                     let plane = &gbig[((s0 + si) * cb + co) * bl..][..bl];
@@ -282,7 +281,6 @@ impl Tiling<'_> {
                 sandwich(&tr.a, n, m, dy, ntk, ntk, tmp, dst);
             },
         );
-        mg
     }
 }
 
@@ -301,16 +299,17 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
     let (bl, nn, rows) = (g.big_len(), n * n, tiling.rows());
     let ([_, tw], nt) = (p.tiles_hw(), p.tiles());
     let chunk = tiling.chunk(batch);
+    // One set of operands for every pass (fresh pages fault: see `weight_grad`).
+    let (mut v, mut prod) = (vec![0f32; cs * nn * chunk * nt], vec![0f32; nn * rows * chunk * nt]);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        let v = tiling.input_tiles(x, s0, k);
-        let vm = MatRef::new(&v, cs, nn * ntk);
-        let mut prod = vec![0f32; nn * rows * ntk];
+        tiling.input_tiles(x, s0, k, &mut v);
+        let vm = MatRef::new(&v[..cs * nn * ntk], cs, nn * ntk);
+        let prod = &mut prod[..nn * rows * ntk];
         prod.par_chunks_mut(rows * ntk).enumerate().for_each(|(e, dst)| {
             matmul_serial(dst, ww.block(e), vm.cols(e * ntk, (e + 1) * ntk), false);
         });
-        drop(v);
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
             || (vec![0f32; m * n * nt], vec![0f32; m * m * nt]),
@@ -344,16 +343,16 @@ pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeomet
     let (sl, nn, rows) = (g.small_len(), n * n, tiling.rows());
     let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
     let chunk = tiling.chunk(batch);
+    let (mut mg, mut vg) = (vec![0f32; rows * nn * chunk * nt], vec![0f32; nn * cs * chunk * nt]);
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
-        let mg = tiling.output_tiles(gbig, s0, k);
-        let mgm = MatRef::new(&mg, rows, nn * ntk);
-        let mut vg = vec![0f32; nn * cs * ntk];
+        tiling.output_tiles(gbig, s0, k, 0..rows, &mut mg);
+        let mgm = MatRef::new(&mg[..rows * nn * ntk], rows, nn * ntk);
+        let vg = &mut vg[..nn * cs * ntk];
         vg.par_chunks_mut(cs * ntk).enumerate().for_each(|(e, dst)| {
             matmul_serial(dst, ww.block(e).t(), mgm.cols(e * ntk, (e + 1) * ntk), false);
         });
-        drop(mg);
         let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
             || (vec![0f32; nn * nt], vec![0f32; nn * nt]),
@@ -394,42 +393,62 @@ pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, plan: &WinoPlan, s:
     assert_eq!(phases.len(), plan.phases, "winograd weight_grad: plan for a different layer");
     assert!(dw.len() >= s.weight_len(), "winograd weight_grad: dw too short");
     let tiling = Tiling { p: plan, tr: &tr, phases: &phases, g: &s.geom };
+    let (cs, nn, rows) = (plan.small_channels, tr.n * tr.n, tiling.rows());
+    // dU in blocks of GEMM rows (all e of a row are needed for its Gᵀ·dU·G), ≤ 64 MB each,
+    // summed over the whole batch before the one Gᵀ·dU·G per row (the input tiles are
+    // recomputed per block: far cheaper than a transform per sample), stored transposed
+    // (`[e][C_small][row]`) so that one task per input channel transforms its rows (lanes) and
+    // writes only its own block of `dw`.
+    let row_block = ((64usize << 20) / (nn * cs * std::mem::size_of::<f32>()).max(1)).clamp(1, rows.max(1));
+    weight_grad_blocked(small, big, batch, &tiling, s, row_block, tiling.chunk(batch), dw);
+}
+
+/// [`weight_grad`] in blocks of `row_block` GEMM rows and passes of `chunk` samples.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_blocked(small: &[f32], big: &[f32], batch: usize, tiling: &Tiling<'_>, s: &ConvShape, row_block: usize, chunk: usize, dw: &mut [f32]) {
+    let (plan, tr, phases) = (tiling.p, tiling.tr, tiling.phases);
     let (cs, cb, n, r) = (plan.small_channels, plan.big_channels, tr.n, plan.taps);
     let (nn, rows, nt) = (n * n, tiling.rows(), plan.tiles());
     let kl = s.geom.kernel_len();
-    // dU in blocks of GEMM rows (all e of a row are needed for its Gᵀ·dU·G), ≤ 32 MB each,
-    // stored transposed (`[e][C_small][row]`) so that one task per input channel transforms
-    // its rows (lanes) and writes only its own block of `dw`.
-    let row_block = ((32usize << 20) / (nn * cs * std::mem::size_of::<f32>()).max(1)).clamp(1, rows.max(1));
-    let chunk = tiling.chunk(batch);
-    for s0 in (0..batch).step_by(chunk) {
-        let k = chunk.min(batch - s0);
-        let ntk = k * nt;
-        let v = tiling.input_tiles(small, s0, k);
-        let mg = tiling.output_tiles(big, s0, k);
-        let (vm, mgm) = (MatRef::new(&v, cs, nn * ntk), MatRef::new(&mg, rows, nn * ntk));
-        for r0 in (0..rows).step_by(row_block) {
-            let (r1, width) = ((r0 + row_block).min(rows), row_block.min(rows - r0));
-            let mut dut = vec![0f32; nn * cs * width];
+    // Where tap (u1, u2) of each phase's sub-kernel sits in a `[k, k]` kernel.
+    let taps: Vec<Vec<usize>> = phases.iter().map(|ph| (0..r * r).map(|u| phase::flipped_tap(&s.geom, ph, [u / r, u % r])).collect()).collect();
+    // One set of operands for every block and pass: each of these buffers is tens of MB, and
+    // fresh pages fault on first touch (at batch 4 that was most of the time these passes
+    // took on the 2-core machine measured).
+    let (mut v, mut mg) = (vec![0f32; cs * nn * chunk * nt], vec![0f32; row_block * nn * chunk * nt]);
+    let mut dut = vec![0f32; nn * cs * row_block];
+    for r0 in (0..rows).step_by(row_block) {
+        let (r1, width) = ((r0 + row_block).min(rows), row_block.min(rows - r0));
+        let dut = &mut dut[..nn * cs * width];
+        for s0 in (0..batch).step_by(chunk) {
+            let k = chunk.min(batch - s0);
+            let ntk = k * nt;
+            tiling.input_tiles(small, s0, k, &mut v);
+            tiling.output_tiles(big, s0, k, r0..r1, &mut mg);
+            let (vm, mgm) = (MatRef::new(&v[..cs * nn * ntk], cs, nn * ntk), MatRef::new(&mg[..width * nn * ntk], width, nn * ntk));
             dut.par_chunks_mut(cs * width).enumerate().for_each(|(e, dst)| {
                 let (c0, c1) = (e * ntk, (e + 1) * ntk);
-                matmul_serial(dst, vm.cols(c0, c1), mgm.cols(c0, c1).rows(r0, r1).t(), false);
+                matmul_serial(dst, vm.cols(c0, c1), mgm.cols(c0, c1).t(), s0 > 0);
             });
-            dw[..cs * cb * kl].par_chunks_mut(cb * kl).enumerate().for_each_init(
-                || (vec![0f32; r * n * width], vec![0f32; r * r * width]),
-                |(tmp, dk), (ci, dst)| {
-                    sandwich(&tr.gt, r, n, &dut[ci * width..], cs * width, width, tmp, dk);
-                    for (lane, row) in (r0..r1).enumerate() {
-                        let (ph, co) = (&phases[row / cb], row % cb);
-                        for u1 in 0..r {
-                            for u2 in 0..r {
-                                dst[co * kl + phase::flipped_tap(&s.geom, ph, [u1, u2])] += dk[(u1 * r + u2) * width + lane];
-                            }
+        }
+        // Rows (lanes) LANE_BLOCK at a time, so that the transform's operands stay in L1.
+        const LANE_BLOCK: usize = 64;
+        dw[..cs * cb * kl].par_chunks_mut(cb * kl).enumerate().for_each_init(
+            || (vec![0f32; r * n * LANE_BLOCK], vec![0f32; r * r * LANE_BLOCK]),
+            |(tmp, dk), (ci, dst)| {
+                for l0 in (0..width).step_by(LANE_BLOCK) {
+                    let lanes = LANE_BLOCK.min(width - l0);
+                    sandwich(&tr.gt, r, n, &dut[ci * width + l0..], cs * width, lanes, tmp, dk);
+                    for (lane, row) in (r0 + l0..r0 + l0 + lanes).enumerate() {
+                        let (taps, co) = (&taps[row / cb], row % cb);
+                        let dst = &mut dst[co * kl..][..kl];
+                        for (u, &tap) in taps.iter().enumerate() {
+                            dst[tap] += dk[u * lanes + lane];
                         }
                     }
-                },
-            );
-        }
+                }
+            },
+        );
     }
 }
 
@@ -481,17 +500,27 @@ mod tests {
             .map(|&(hw, k, st, p)| ConvGeometry::for_conv_transpose([1, hw[0], hw[1]], [1, k, k], [1, st, st], [0, p, p], [0, 0, 0], [1, 1, 1]).unwrap())
             .collect();
         geoms.push(ConvGeometry::for_conv([1, 9, 14], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap());
-        for geom in geoms {
-            let s = ConvShape { small_channels: 6, big_channels: 5, groups: 1, geom };
+        // 5 big channels, and 40 (over 64 GEMM rows: more than one lane block of the
+        // transform back to kernels).
+        let shapes = geoms.iter().map(|&g| (g, 6, 5)).chain([(geoms[0], 3, 40)]);
+        for (geom, cs, cb) in shapes {
+            let s = ConvShape { small_channels: cs, big_channels: cb, groups: 1, geom };
             let plan = WinoPlan::geometry(&s).unwrap();
             for batch in [1, 3] {
-                let small = pseudo(batch * 6 * geom.small_len(), 4);
-                let big = pseudo(batch * 5 * geom.big_len(), 5);
+                let small = pseudo(batch * cs * geom.small_len(), 4);
+                let big = pseudo(batch * cb * geom.big_len(), 5);
                 let mut want = vec![0.25f32; s.weight_len()];
                 conv::weight_grad(&small, &big, batch, &s, &mut want);
                 let mut got = vec![0.25f32; s.weight_len()];
                 weight_grad(&small, &big, batch, &plan, &s, &mut got);
-                assert!(rel_diff(&got, &want) < 2e-5, "{geom:?}, batch {batch}: {}", rel_diff(&got, &want));
+                // F(2×2, 7×7) in f32: 1e-5 on 5 channels, 3e-5 summed over 40 and 3 samples.
+                assert!(rel_diff(&got, &want) < 4e-5, "{geom:?}, batch {batch}: {}", rel_diff(&got, &want));
+                // Several row blocks (one of them partial) and one sample per pass.
+                let (tr, phases) = (Transforms::new(plan.m, plan.taps).unwrap(), phase::phases(&geom));
+                let tiling = Tiling { p: &plan, tr: &tr, phases: &phases, g: &geom };
+                let mut blocked = vec![0.25f32; s.weight_len()];
+                weight_grad_blocked(&small, &big, batch, &tiling, &s, 3, 1, &mut blocked);
+                assert!(rel_diff(&blocked, &want) < 4e-5, "{geom:?}, batch {batch}, blocked: {}", rel_diff(&blocked, &want));
             }
         }
     }
