@@ -126,40 +126,53 @@ impl Spectra {
         let phases = phase::phases(&s.geom);
         // The raw writes below index rows r < phases.len() of a buffer sized by plan.phases.
         assert_eq!(phases.len(), plan.phases, "Spectra::build: plan for a different layer");
+        // Checked: the raw writes in `refill` rely on bins·rc·cs being the true length of `data`.
+        let len = [plan.phases, plan.big_channels, plan.small_channels]
+            .iter()
+            .try_fold(fft.bins(), |a, &b| a.checked_mul(b))
+            .expect("Spectra::build: spectra size overflows usize");
+        let mut sp = Self { plan, phases, fft, data: vec![ZERO; len] };
+        sp.refill(w, s);
+        Some(sp)
+    }
+
+    /// Transform new values `w` of the same layer's weight into this storage (training
+    /// changes the weights every step: no new allocation, whose pages would all fault again).
+    ///
+    /// # Panics
+    ///
+    /// If `w` is too short for the plan.
+    pub(crate) fn refill(&mut self, w: &[f32], s: &ConvShape) {
+        let Self { plan, phases, fft, data } = self;
         let (bins, n) = (fft.bins(), plan.n);
         let (cs, cb) = (plan.small_channels, plan.big_channels);
-        // Checked: the raw writes below rely on bins·rc·cs being the true length of `data`.
-        let (rc, len) = plan
-            .phases
-            .checked_mul(cb)
-            .and_then(|rc| Some((rc, bins.checked_mul(rc)?.checked_mul(cs)?)))
-            .expect("Spectra::build: spectra size overflows usize");
+        let rc = plan.phases * cb;
         let kl = s.geom.kernel_len();
-        let mut data = vec![ZERO; len];
-        let ptr = SyncPtr::new(&mut data);
+        assert!(w.len() >= cs * cb * kl, "Spectra::refill: weight too short");
+        let taps: Vec<Vec<usize>> = phases.iter().map(|ph| phase::flipped_taps(&s.geom, ph, plan.taps)).collect();
+        let (fft, taps_w) = (&*fft, plan.taps[1]);
+        let ptr = SyncPtr::new(data.as_mut_slice());
         // One task per row (phase, big channel): its kernels read straight from `w` (the
         // phase's sub-kernel, taps reversed: the forward as a correlation of the small grid),
         // LANES input channels per transform, whose spectra are a run of `data` per bin.
         (0..rc).into_par_iter().for_each_init(
             || (fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
             |(sc, tiles, spec), row| {
-                let (ph, co) = (&phases[row / cb], row % cb);
+                let (taps, co) = (&taps[row / cb], row % cb);
                 for c0 in (0..cs).step_by(LANES) {
                     let count = LANES.min(cs - c0);
                     tiles.fill(0.0);
-                    for u0 in 0..plan.taps[0] {
-                        for u1 in 0..plan.taps[1] {
-                            let tap = phase::flipped_tap(&s.geom, ph, [u0, u1]);
-                            for (l, v) in tiles[(u0 * n + u1) * LANES..][..count].iter_mut().enumerate() {
-                                *v = w[((c0 + l) * cb + co) * kl + tap];
-                            }
+                    for l in 0..count {
+                        let kernel = &w[((c0 + l) * cb + co) * kl..][..kl];
+                        for (u, &tap) in taps.iter().enumerate() {
+                            tiles[((u / taps_w) * n + u % taps_w) * LANES + l] = kernel[tap];
                         }
                     }
                     fft.forward_real(tiles, spec, sc);
                     for b in 0..bins {
                         // SAFETY: elements (b·rc + row)·cs + c0 + l (l < count ≤ cs − c0) lie
-                        // inside `data`, of bins·rc·cs values (b < bins, row < rc), and only
-                        // the task for this `row` writes them.
+                        // inside `data`, of bins·rc·cs values (b < bins, row < rc, the length
+                        // checked in `build`), and only the task for this `row` writes them.
                         let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add((b * rc + row) * cs + c0), count) };
                         for (o, v) in out.iter_mut().zip(&spec[b * LANES..]) {
                             *o = v.conj();
@@ -168,7 +181,6 @@ impl Spectra {
                 }
             },
         );
-        Some(Self { plan, phases, fft, data })
     }
 
     /// The plan these spectra were built for.

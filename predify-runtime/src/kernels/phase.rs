@@ -103,6 +103,11 @@ pub(crate) fn flipped_tap(g: &ConvGeometry, ph: &[AxisPhase; 3], u: [usize; 2]) 
     k(1, ph[1].taps - 1 - u[0]) * g.kernel[2] + k(2, ph[2].taps - 1 - u[1])
 }
 
+/// [`flipped_tap`] of every tap of phase `ph`'s `taps[0]`×`taps[1]` sub-kernel, row-major.
+pub(crate) fn flipped_taps(g: &ConvGeometry, ph: &[AxisPhase; 3], taps: [usize; 2]) -> Vec<usize> {
+    (0..taps[0] * taps[1]).map(|u| flipped_tap(g, ph, [u / taps[1], u % taps[1]])).collect()
+}
+
 /// Big-grid flat index of phase point `j` (per-axis coordinates).
 pub(crate) fn big_index(g: &ConvGeometry, ph: &[AxisPhase; 3], j: [usize; 3]) -> usize {
     let o = |a: usize| (ph[a].q0 + j[a]) * g.stride[a] + ph[a].r - g.padding[a];

@@ -44,6 +44,21 @@ impl Transformed {
         })
     }
 
+    /// Transform new weights into this storage if nothing else holds it and its layout fits;
+    /// false otherwise (then build anew).
+    fn refill(&mut self, w: &[f32], s: &ConvShape, favour: Favour) -> bool {
+        match self {
+            Self::Fft(sp) => Arc::get_mut(sp).map(|sp| sp.refill(w, s)).is_some(),
+            Self::Winograd(ww) => match Arc::get_mut(ww) {
+                Some(ww) if ww.favour() == favour => {
+                    ww.refill(w, s);
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+
     #[cfg(test)]
     fn same(&self, other: &Self) -> bool {
         match (self, other) {
@@ -77,8 +92,15 @@ impl TransformCache {
                 return Some(sp.clone());
             }
         }
-        // Drop the old transforms before building the new ones (peak memory).
-        *slot = None;
+        // New weights for the same plan (a training step) go into the old storage when no
+        // caller still holds it; otherwise the old transforms are dropped before the new ones
+        // are built (peak memory).
+        if let Some((p, _, mut old)) = slot.take() {
+            if p == plan && old.refill(w, s, favour) {
+                *slot = Some((plan, fp, old.clone()));
+                return Some(old);
+            }
+        }
         let sp = Transformed::build(plan, w, s, favour)?;
         *slot = Some((plan, fp, sp.clone()));
         Some(sp)
@@ -145,6 +167,42 @@ mod tests {
         assert!(matches!(d, Transformed::Winograd(_)) && !d.same(&c));
         assert!(d.same(&cache.get(wino, &w, &s, Favour::BigToSmall).unwrap()));
         assert_ne!(fingerprint(&w[..8]), fingerprint(&w[1..9]));
+    }
+
+    #[test]
+    fn refills_in_place_when_no_caller_holds_the_transforms() {
+        let geom = ConvGeometry::for_conv_transpose([1, 9, 9], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 2, big_channels: 3, groups: 1, geom };
+        let x: Vec<f32> = (0..2 * geom.small_len()).map(|i| (i as f32 * 0.3).cos()).collect();
+        let run = |t: &Transformed| {
+            let mut out = vec![0f32; 3 * geom.big_len()];
+            match t {
+                Transformed::Fft(sp) => crate::kernels::fft_conv::small_to_big(&x, 1, sp, &geom, &mut out),
+                Transformed::Winograd(ww) => crate::kernels::winograd_conv::small_to_big(&x, 1, ww, &geom, &mut out),
+            }
+            out
+        };
+        let address = |t: &Transformed| match t {
+            Transformed::Fft(sp) => Arc::as_ptr(sp) as usize,
+            Transformed::Winograd(ww) => Arc::as_ptr(ww) as usize,
+        };
+        for plan in [TransformPlan::Fft(FftPlan::geometry(&s).unwrap()), TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap())] {
+            let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
+            let cache = TransformCache::new();
+            let first = address(&cache.get(plan, &w, &s, Favour::SmallToBig).unwrap());
+            w[3] -= 0.5;
+            let refilled = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+            assert_eq!(address(&refilled), first, "{plan:?}: same storage");
+            let fresh = Transformed::build(plan, &w, &s, Favour::SmallToBig).unwrap();
+            assert_eq!(run(&refilled), run(&fresh), "{plan:?}: refilled = built anew");
+            // While a caller holds them, new weights get new transforms and the held ones stay.
+            let before = run(&refilled);
+            w[5] += 0.25;
+            let next = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+            assert_ne!(address(&next), address(&refilled));
+            assert_eq!(run(&refilled), before);
+            assert_eq!(run(&next), run(&Transformed::build(plan, &w, &s, Favour::SmallToBig).unwrap()));
+        }
     }
 
     #[test]

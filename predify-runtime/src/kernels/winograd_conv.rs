@@ -145,24 +145,38 @@ impl WinoWeights {
         let tr = Transforms::new(plan.m, plan.taps)?;
         let phases = phase::phases(&s.geom);
         assert_eq!(phases.len(), plan.phases, "WinoWeights::build: plan for a different layer");
-        let (n, r) = (tr.n, plan.taps);
+        let u = vec![0f32; tr.n * tr.n * plan.phases * plan.big_channels * plan.small_channels];
+        let mut ww = Self { plan, phases, tr, favour, u };
+        ww.refill(w, s);
+        Some(ww)
+    }
+
+    /// Transform new values `w` of the same layer's weight into this storage (training
+    /// changes the weights every step: no new allocation, whose pages would all fault again).
+    ///
+    /// # Panics
+    ///
+    /// If `w` is too short for the plan.
+    pub(crate) fn refill(&mut self, w: &[f32], s: &ConvShape) {
+        let Self { plan, phases, tr, favour, u } = self;
+        let (n, r, favour) = (tr.n, plan.taps, *favour);
         let (cs, cb) = (plan.small_channels, plan.big_channels);
         let rows = plan.phases * cb;
         let kl = s.geom.kernel_len();
-        let mut u = vec![0f32; n * n * rows * cs];
-        let ptr = SyncPtr::new(&mut u);
+        assert!(w.len() >= cs * cb * kl, "WinoWeights::refill: weight too short");
+        let taps: Vec<Vec<usize>> = phases.iter().map(|ph| phase::flipped_taps(&s.geom, ph, [r, r])).collect();
+        let ptr = SyncPtr::new(u.as_mut_slice());
         // One task per GEMM row (phase, big channel), reading its sub-kernels straight from `w`.
         (0..rows).into_par_iter().for_each_init(
             || (vec![0f32; r * r * cs], vec![0f32; n * r * cs], vec![0f32; n * n * cs]),
             |(k, tmp, out), row| {
-                let (ph, co) = (&phases[row / cb], row % cb);
-                // The row's correlation kernels with the input channel innermost: the lanes.
-                for u1 in 0..r {
-                    for u2 in 0..r {
-                        let tap = phase::flipped_tap(&s.geom, ph, [u1, u2]);
-                        for (ci, v) in k[(u1 * r + u2) * cs..][..cs].iter_mut().enumerate() {
-                            *v = w[(ci * cb + co) * kl + tap];
-                        }
+                let (taps, co) = (&taps[row / cb], row % cb);
+                // The row's correlation kernels with the input channel innermost (the lanes),
+                // each kernel read whole once.
+                for ci in 0..cs {
+                    let kernel = &w[(ci * cb + co) * kl..][..kl];
+                    for (t, &tap) in taps.iter().enumerate() {
+                        k[t * cs + ci] = kernel[tap];
                     }
                 }
                 sandwich(&tr.g, n, r, k, cs, cs, tmp, out);
@@ -185,7 +199,11 @@ impl WinoWeights {
                 }
             },
         );
-        Some(Self { plan, phases, tr, favour, u })
+    }
+
+    /// The layout these weights were built for.
+    pub(crate) fn favour(&self) -> Favour {
+        self.favour
     }
 
     /// The plan these weights were built for.
@@ -411,7 +429,7 @@ fn weight_grad_blocked(small: &[f32], big: &[f32], batch: usize, tiling: &Tiling
     let (nn, rows, nt) = (n * n, tiling.rows(), plan.tiles());
     let kl = s.geom.kernel_len();
     // Where tap (u1, u2) of each phase's sub-kernel sits in a `[k, k]` kernel.
-    let taps: Vec<Vec<usize>> = phases.iter().map(|ph| (0..r * r).map(|u| phase::flipped_tap(&s.geom, ph, [u / r, u % r])).collect()).collect();
+    let taps: Vec<Vec<usize>> = phases.iter().map(|ph| phase::flipped_taps(&s.geom, ph, [r, r])).collect();
     // One set of operands for every block and pass: each of these buffers is tens of MB, and
     // fresh pages fault on first touch (at batch 4 that was most of the time these passes
     // took on the 2-core machine measured).
