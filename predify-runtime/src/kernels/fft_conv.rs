@@ -17,7 +17,7 @@ use super::conv::ConvShape;
 use super::fft::{c32, Fft2, LANES};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
-use super::tile_io::{read_padded, samples_per_chunk};
+use super::tile_io::read_padded;
 use super::ConvGeometry;
 use rayon::prelude::*;
 
@@ -189,24 +189,46 @@ impl Spectra {
     }
 }
 
+/// Tiles per pass of the FFT paths: as many as keep the pass's two spectra operands
+/// (`per_tile_bytes` each tile) under 32 MB, at least 2·[`LANES`] (the kernels' spectra are
+/// read again every pass), at most `total`. A pass may end inside a sample (PVGG16's pcoder 2
+/// takes 42 MB of spectra per sample), which keeps the memory peak of batch 4 below the
+/// original Predify's.
+fn tiles_per_pass(per_tile_bytes: usize, total: usize) -> usize {
+    const PASS_BYTES: usize = 32 << 20;
+    (PASS_BYTES / per_tile_bytes.max(1)).max(2 * LANES).min(total).max(1)
+}
+
+/// The part of sample `si`'s tiles `0..nt` that the pass over global tiles `q..q + len` holds.
+fn sample_tiles(si: usize, nt: usize, q: usize, len: usize) -> std::ops::Range<usize> {
+    q.max(si * nt) - si * nt..(q + len).min((si + 1) * nt) - si * nt
+}
+
 /// Transposed-convolution forward (small → big) by FFT; `out` is overwritten.
 pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
+    let p = &sp.plan;
+    let per_tile = (p.small_channels + p.phases * p.big_channels) * sp.fft.bins() * std::mem::size_of::<c32>();
+    let total = batch * p.tiles(p.len);
+    small_to_big_in_passes(x, batch, sp, g, tiles_per_pass(per_tile, total), out)
+}
+
+/// [`small_to_big`] in passes of `pass` tiles.
+fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, pass: usize, out: &mut [f32]) {
     let p = &sp.plan;
     let (cs, cb, n, bins) = (p.small_channels, p.big_channels, p.n, sp.fft.bins());
     let (sl, bl) = (g.small_len(), g.big_len());
     let rc = p.phases * cb;
     let tiles_hw = [p.len[0].div_ceil(p.block[0]), p.len[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
+    let total = batch * nt;
     // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
     let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
-    let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
     // One pair of operands for every pass: fresh pages fault on first touch.
-    let (mut xspec, mut yspec) = (vec![ZERO; cs * chunk * nt * bins], vec![ZERO; rc * chunk * nt * bins]);
-    for s0 in (0..batch).step_by(chunk) {
-        let k = chunk.min(batch - s0);
-        let ntk = k * nt;
-        // Tiles of every sample in the chunk side by side, bins-major (`[bins][C_small][tiles]`):
-        // one GEMM per bin on contiguous operands for all of them.
+    let (mut xspec, mut yspec) = (vec![ZERO; cs * pass * bins], vec![ZERO; rc * pass * bins]);
+    for q in (0..total).step_by(pass) {
+        let ntk = pass.min(total - q);
+        // The pass's tiles side by side, bins-major (`[bins][C_small][tiles]`): one GEMM per
+        // bin on contiguous operands for all of them.
         let (xspec, yspec) = (&mut xspec[..cs * ntk * bins], &mut yspec[..rc * ntk * bins]);
         let xs = SyncPtr::new(&mut *xspec);
         (0..cs).into_par_iter().for_each_init(
@@ -215,8 +237,8 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
                 for q0 in (0..ntk).step_by(LANES) {
                     let count = LANES.min(ntk - q0);
                     load_lanes(tiles, n, count, |l| {
-                        let (si, t) = ((q0 + l) / nt, (q0 + l) % nt);
-                        let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
+                        let (si, t) = ((q + q0 + l) / nt, (q + q0 + l) % nt);
+                        let plane = &x[(si * cs + ci) * sl..][..sl];
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
                         move |a: usize, b: usize| read_padded(plane, p.small, (origin[0] + a) as isize - off[0] as isize, (origin[1] + b) as isize - off[1] as isize)
                     });
@@ -228,16 +250,21 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
             },
         );
         per_bin_gemm(&sp.data, false, rc, cs, xspec, ntk, bins, yspec);
-        let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
+        let first = q / nt;
+        let dst = &mut out[first * cb * bl..(q + ntk).div_ceil(nt) * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
             |(sc, tiles, spec), (plane_index, plane)| {
-                let (si, co) = (plane_index / cb, plane_index % cb);
-                plane.fill(0.0);
+                let (si, co) = (first + plane_index / cb, plane_index % cb);
+                let mine = sample_tiles(si, nt, q, ntk);
+                // The pass holding a plane's first tile clears it (points on no lattice stay 0).
+                if mine.start == 0 {
+                    plane.fill(0.0);
+                }
                 for (r, ph) in sp.phases.iter().enumerate() {
-                    for t0 in (0..nt).step_by(LANES) {
-                        let count = LANES.min(nt - t0);
-                        load_spectra(yspec, rc, ntk, r * cb + co, si * nt + t0, count, bins, spec);
+                    for t0 in mine.clone().step_by(LANES) {
+                        let count = LANES.min(mine.end - t0);
+                        load_spectra(yspec, rc, ntk, r * cb + co, si * nt + t0 - q, count, bins, spec);
                         sp.fft.inverse_real_rows(spec, tiles, sc, 0..p.block[0]);
                         for l in 0..count {
                             let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
@@ -258,16 +285,23 @@ pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out
 /// Convolution forward / transposed-convolution adjoint (big → small) by FFT; `out` is overwritten.
 pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
     let p = &sp.plan;
+    let per_tile = (p.small_channels + p.phases * p.big_channels) * sp.fft.bins() * std::mem::size_of::<c32>();
+    let total = batch * p.tiles(p.small);
+    big_to_small_in_passes(gbig, batch, sp, g, tiles_per_pass(per_tile, total), out)
+}
+
+/// [`big_to_small`] in passes of `pass` tiles.
+fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, pass: usize, out: &mut [f32]) {
+    let p = &sp.plan;
     let (cs, cb, n, bins) = (p.small_channels, p.big_channels, p.n, sp.fft.bins());
     let (sl, bl) = (g.small_len(), g.big_len());
     let rc = p.phases * cb;
     let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
-    let chunk = samples_per_chunk(rc * nt * bins * std::mem::size_of::<c32>(), batch);
-    let (mut gspec, mut ospec) = (vec![ZERO; rc * chunk * nt * bins], vec![ZERO; cs * chunk * nt * bins]);
-    for s0 in (0..batch).step_by(chunk) {
-        let k = chunk.min(batch - s0);
-        let ntk = k * nt;
+    let total = batch * nt;
+    let (mut gspec, mut ospec) = (vec![ZERO; rc * pass * bins], vec![ZERO; cs * pass * bins]);
+    for q in (0..total).step_by(pass) {
+        let ntk = pass.min(total - q);
         // Spectra of every phase's lattice of every big channel, tiles over the small grid,
         // bins-major (`[bins][phases·C_big][tiles]`).
         let (gspec, ospec) = (&mut gspec[..rc * ntk * bins], &mut ospec[..cs * ntk * bins]);
@@ -279,8 +313,8 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
                 for q0 in (0..ntk).step_by(LANES) {
                     let count = LANES.min(ntk - q0);
                     load_lanes(tiles, n, count, |l| {
-                        let (si, t) = ((q0 + l) / nt, (q0 + l) % nt);
-                        let plane = &gbig[((s0 + si) * cb + rco % cb) * bl..][..bl];
+                        let (si, t) = ((q + q0 + l) / nt, (q + q0 + l) % nt);
+                        let plane = &gbig[(si * cb + rco % cb) * bl..][..bl];
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
                         move |a: usize, b: usize| {
                             // Lattice points before the first (wrapped) or past the last read zeros.
@@ -300,17 +334,19 @@ pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, 
             },
         );
         per_bin_gemm(&sp.data, true, cs, rc, gspec, ntk, bins, ospec);
-        let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
+        let first = q / nt;
+        let dst = &mut out[first * cs * sl..(q + ntk).div_ceil(nt) * cs * sl];
         // The correlation with the adjoint kernel is the convolution with the forward one,
-        // read `taps − 1` further on.
+        // read `taps − 1` further on. The tiles' blocks cover the small grid exactly.
         let shift = [p.taps[0] - 1, p.taps[1] - 1];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
             || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
             |(sc, tiles, spec), (plane_index, plane)| {
-                let (si, ci) = (plane_index / cs, plane_index % cs);
-                for t0 in (0..nt).step_by(LANES) {
-                    let count = LANES.min(nt - t0);
-                    load_spectra(ospec, cs, ntk, ci, si * nt + t0, count, bins, spec);
+                let (si, ci) = (first + plane_index / cs, plane_index % cs);
+                let mine = sample_tiles(si, nt, q, ntk);
+                for t0 in mine.clone().step_by(LANES) {
+                    let count = LANES.min(mine.end - t0);
+                    load_spectra(ospec, cs, ntk, ci, si * nt + t0 - q, count, bins, spec);
                     sp.fft.inverse_real_rows(spec, tiles, sc, shift[0]..n);
                     for l in 0..count {
                         let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
@@ -451,6 +487,10 @@ mod tests {
             let batch = 2;
             let forward = |x: &[f32], out: &mut [f32]| small_to_big(x, batch, &sp, &geom, out);
             check_against_gemm(&s, &w, batch, 1e-5, &format!("{geom:?}"), forward, |y, out| big_to_small(y, batch, &sp, &geom, out));
+            // Passes of 3 tiles: they end inside samples and inside lane groups.
+            let forward = |x: &[f32], out: &mut [f32]| small_to_big_in_passes(x, batch, &sp, &geom, 3, out);
+            let adjoint = |y: &[f32], out: &mut [f32]| big_to_small_in_passes(y, batch, &sp, &geom, 3, out);
+            check_against_gemm(&s, &w, batch, 1e-5, &format!("{geom:?} in passes"), forward, adjoint);
         }
     }
 

@@ -8,7 +8,11 @@ pub(crate) fn pseudo(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// The largest difference between `a` and `b`, relative to the largest magnitude in `b`.
+/// Infinite where `a` holds a non-finite value (a value never written, left NaN).
 pub(crate) fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() || a.iter().any(|v| !v.is_finite()) {
+        return f32::INFINITY;
+    }
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
 }
