@@ -124,6 +124,9 @@ impl Sgd {
         }
         for (name, g) in grads {
             let var = matching("SGD", params, name, g)?;
+            if self.momentum == 0.0 && crate::ops::sgd_in_place(var.as_tensor(), g, self.lr, self.weight_decay)? {
+                continue;
+            }
             let mut d = (g + var.as_tensor().affine(self.weight_decay, 0.0)?)?;
             if self.momentum != 0.0 {
                 let b = match self.buffers.get(name) {

@@ -11,11 +11,13 @@
 
 mod conv;
 mod pool;
+mod sgd;
 mod update;
 mod upsample;
 
 pub(crate) use conv::{ConvDir, ConvOp, ConvWeightGradOp};
 pub(crate) use pool::MaxPoolOp;
+pub(crate) use sgd::sgd_in_place;
 pub(crate) use update::{all_finite, dots, relu_grad, scaled_error, update, update_on_cpu};
 pub(crate) use upsample::{UpsampleAdjointOp, UpsampleOp};
 
