@@ -18,6 +18,7 @@ use super::fft::{c32, Fft2, LANES};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
 use super::tile_io::read_padded;
+use super::zeroed::zeroed_complex;
 use super::ConvGeometry;
 use rayon::prelude::*;
 
@@ -131,7 +132,7 @@ impl Spectra {
             .iter()
             .try_fold(fft.bins(), |a, &b| a.checked_mul(b))
             .expect("Spectra::build: spectra size overflows usize");
-        let mut sp = Self { plan, phases, fft, data: vec![ZERO; len] };
+        let mut sp = Self { plan, phases, fft, data: zeroed_complex(len) };
         sp.refill(w, s);
         Some(sp)
     }
@@ -224,7 +225,7 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
     // Input offset of a tile: the forward correlation reads x at j + t − (taps − 1 − q0).
     let off = [p.taps[0] - 1 - p.q0[0], p.taps[1] - 1 - p.q0[1]];
     // One pair of operands for every pass: fresh pages fault on first touch.
-    let (mut xspec, mut yspec) = (vec![ZERO; cs * pass * bins], vec![ZERO; rc * pass * bins]);
+    let (mut xspec, mut yspec) = (zeroed_complex(cs * pass * bins), zeroed_complex(rc * pass * bins));
     for q in (0..total).step_by(pass) {
         let ntk = pass.min(total - q);
         // The pass's tiles side by side, bins-major (`[bins][C_small][tiles]`): one GEMM per
@@ -299,7 +300,7 @@ fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeom
     let tiles_hw = [p.small[0].div_ceil(p.block[0]), p.small[1].div_ceil(p.block[1])];
     let nt = tiles_hw[0] * tiles_hw[1];
     let total = batch * nt;
-    let (mut gspec, mut ospec) = (vec![ZERO; rc * pass * bins], vec![ZERO; cs * pass * bins]);
+    let (mut gspec, mut ospec) = (zeroed_complex(rc * pass * bins), zeroed_complex(cs * pass * bins));
     for q in (0..total).step_by(pass) {
         let ntk = pass.min(total - q);
         // Spectra of every phase's lattice of every big channel, tiles over the small grid,

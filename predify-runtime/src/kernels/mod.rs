@@ -25,5 +25,6 @@ pub mod transform_cache;
 pub mod upsample;
 pub mod winograd;
 pub mod winograd_conv;
+pub mod zeroed;
 
 pub use geometry::ConvGeometry;

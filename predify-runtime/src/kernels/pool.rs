@@ -1,5 +1,6 @@
 //! N-d max pooling (PyTorch semantics: padding counts as −∞, dilation, ceil_mode).
 
+use super::zeroed::zeroed;
 use rayon::prelude::*;
 
 /// Parameters of a max pooling over three axes (unused leading axes: size 1, unit parameters).
@@ -56,7 +57,7 @@ impl PoolGeometry {
 pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeometry) -> (Vec<f32>, Vec<u32>) {
     let il: usize = g.input.iter().product();
     let ol: usize = g.output.iter().product();
-    let mut out = vec![0f32; planes * ol];
+    let mut out = zeroed(planes * ol);
     let mut arg = vec![0u32; planes * ol];
     for p in 0..planes {
         let src = &x[p * il..][..il];
@@ -99,7 +100,7 @@ pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeometry) -> (Vec<f32>, Vec<u3
 pub fn max_pool_values(x: &[f32], planes: usize, g: &PoolGeometry) -> Vec<f32> {
     let il: usize = g.input.iter().product();
     let ol: usize = g.output.iter().product();
-    let mut out = vec![0f32; planes * ol];
+    let mut out = zeroed(planes * ol);
     if ol == 0 {
         return out;
     }
@@ -174,7 +175,7 @@ fn tap(o: usize, k: usize, axis: usize, g: &PoolGeometry) -> Option<usize> {
 pub fn max_pool_backward(grad: &[f32], arg: &[u32], planes: usize, g: &PoolGeometry) -> Vec<f32> {
     let il: usize = g.input.iter().product();
     let ol: usize = g.output.iter().product();
-    let mut dx = vec![0f32; planes * il];
+    let mut dx = zeroed(planes * il);
     for p in 0..planes {
         for o in 0..ol {
             dx[p * il + arg[p * ol + o] as usize] += grad[p * ol + o];

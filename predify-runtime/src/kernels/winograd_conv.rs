@@ -20,6 +20,7 @@ use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
 use super::tile_io::{read_padded, samples_per_chunk};
 use super::winograd::{sandwich, Transforms};
+use super::zeroed::zeroed;
 use super::ConvGeometry;
 use rayon::prelude::*;
 
@@ -145,7 +146,7 @@ impl WinoWeights {
         let tr = Transforms::new(plan.m, plan.taps)?;
         let phases = phase::phases(&s.geom);
         assert_eq!(phases.len(), plan.phases, "WinoWeights::build: plan for a different layer");
-        let u = vec![0f32; tr.n * tr.n * plan.phases * plan.big_channels * plan.small_channels];
+        let u = zeroed(tr.n * tr.n * plan.phases * plan.big_channels * plan.small_channels);
         let mut ww = Self { plan, phases, tr, favour, u };
         ww.refill(w, s);
         Some(ww)
@@ -318,7 +319,7 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
     let ([_, tw], nt) = (p.tiles_hw(), p.tiles());
     let chunk = tiling.chunk(batch);
     // One set of operands for every pass (fresh pages fault: see `weight_grad`).
-    let (mut v, mut prod) = (vec![0f32; cs * nn * chunk * nt], vec![0f32; nn * rows * chunk * nt]);
+    let (mut v, mut prod) = (zeroed(cs * nn * chunk * nt), zeroed(nn * rows * chunk * nt));
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
@@ -361,7 +362,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeomet
     let (sl, nn, rows) = (g.small_len(), n * n, tiling.rows());
     let ([_, tw], nt, off) = (p.tiles_hw(), p.tiles(), p.offset());
     let chunk = tiling.chunk(batch);
-    let (mut mg, mut vg) = (vec![0f32; rows * nn * chunk * nt], vec![0f32; nn * cs * chunk * nt]);
+    let (mut mg, mut vg) = (zeroed(rows * nn * chunk * nt), zeroed(nn * cs * chunk * nt));
     for s0 in (0..batch).step_by(chunk) {
         let k = chunk.min(batch - s0);
         let ntk = k * nt;
@@ -433,8 +434,8 @@ fn weight_grad_blocked(small: &[f32], big: &[f32], batch: usize, tiling: &Tiling
     // One set of operands for every block and pass: each of these buffers is tens of MB, and
     // fresh pages fault on first touch (at batch 4 that was most of the time these passes
     // took on the 2-core machine measured).
-    let (mut v, mut mg) = (vec![0f32; cs * nn * chunk * nt], vec![0f32; row_block * nn * chunk * nt]);
-    let mut dut = vec![0f32; nn * cs * row_block];
+    let (mut v, mut mg) = (zeroed(cs * nn * chunk * nt), zeroed(row_block * nn * chunk * nt));
+    let mut dut = zeroed(nn * cs * row_block);
     for r0 in (0..rows).step_by(row_block) {
         let (r1, width) = ((r0 + row_block).min(rows), row_block.min(rows - r0));
         let dut = &mut dut[..nn * cs * width];

@@ -4,6 +4,7 @@ use super::f32_slice;
 use crate::kernels::conv::ConvShape;
 use crate::kernels::transform_cache::TransformCache;
 use crate::kernels::plan;
+use crate::kernels::zeroed::zeroed;
 use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -44,7 +45,7 @@ impl ConvOp {
         if xl.dims() != self.in_shape.as_slice() || w.len() != self.shape.weight_len() {
             candle_core::bail!("predify-conv: operands {:?} / {} weights do not match the planned {:?}", xl.dims(), w.len(), self.in_shape);
         }
-        let mut out = vec![0f32; self.out_shape.iter().product()];
+        let mut out = zeroed(self.out_shape.iter().product());
         match self.dir {
             ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
             ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
@@ -148,7 +149,7 @@ impl CustomOp2 for ConvWeightGradOp {
         if small.len() != self.batch * self.shape.small_channels * g.small_len() || big.len() != self.batch * self.shape.big_channels * g.big_len() {
             candle_core::bail!("predify-conv-weight-grad: operands {:?} / {:?} do not match the plan", l1.dims(), l2.dims());
         }
-        let mut dw = vec![0f32; self.shape.weight_len()];
+        let mut dw = zeroed(self.shape.weight_len());
         plan::weight_grad(small, big, self.batch, &self.shape, &mut dw);
         Ok((CpuStorage::F32(dw), Shape::from(self.weight_shape.clone())))
     }

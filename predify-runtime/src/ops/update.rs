@@ -7,6 +7,7 @@
 
 use super::f32_slice;
 use crate::dynamics::UpdateCoeffs;
+use crate::kernels::zeroed::zeroed;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -27,7 +28,7 @@ impl CustomOp3 for UpdateOp {
             candle_core::bail!("predify-update: operands {:?}, {:?}, {:?} differ in size", l1.dims(), l2.dims(), l3.dims());
         }
         let UpdateCoeffs { beta, memory, scale, .. } = self.0;
-        let mut out = vec![0f32; ff.len()];
+        let mut out = zeroed(ff.len());
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
             let o = c * CHUNK;
             let (ff, r, g) = (&ff[o..o + dst.len()], &r[o..o + dst.len()], &g[o..o + dst.len()]);
@@ -81,7 +82,7 @@ impl CustomOp2 for ScaledDiffOp {
             candle_core::bail!("predify-scaled-diff: {:?} and {:?} differ in size", l1.dims(), l2.dims());
         }
         let k = self.0;
-        let mut out = vec![0f32; p.len()];
+        let mut out = zeroed(p.len());
         out.par_chunks_mut(CHUNK).zip(p.par_chunks(CHUNK).zip(t.par_chunks(CHUNK))).for_each(|(d, (p, t))| {
             for ((d, &a), &b) in d.iter_mut().zip(p).zip(t) {
                 *d = (a - b) * k;
@@ -104,7 +105,7 @@ impl CustomOp2 for ReluGradOp {
         if x.len() != g.len() {
             candle_core::bail!("predify-relu-grad: {:?} and {:?} differ in size", l1.dims(), l2.dims());
         }
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeroed(x.len());
         out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(d, (x, g))| {
             for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
                 *d = if x > 0.0 { g } else { 0.0 };
