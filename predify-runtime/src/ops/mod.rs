@@ -35,3 +35,19 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_c
         None => candle_core::bail!("{op}: operand must be contiguous"),
     }
 }
+
+/// The f32 values of an in-place op's contiguous destination and of its same-sized source.
+pub(crate) fn f32_in_place<'a, 'b>(s1: &'a mut CpuStorage, l1: &Layout, s2: &'b CpuStorage, l2: &Layout, op: &str) -> candle_core::Result<(&'a mut [f32], &'b [f32])> {
+    let src = f32_slice(s2, l2, op)?;
+    let CpuStorage::F32(data) = s1 else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    let Some((a, b)) = l1.contiguous_offsets() else {
+        candle_core::bail!("{op}: destination must be contiguous");
+    };
+    let dst = &mut data[a..b];
+    if dst.len() != src.len() {
+        candle_core::bail!("{op}: {:?} and {:?} differ in size", l1.dims(), l2.dims());
+    }
+    Ok((dst, src))
+}

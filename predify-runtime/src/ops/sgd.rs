@@ -5,7 +5,7 @@
 //! of traffic and 400 000 page faults per step. In place it is one pass and no allocation, with
 //! the same f32 operations in the same order (so the same values).
 
-use super::f32_slice;
+use super::f32_in_place;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
@@ -24,17 +24,7 @@ impl InplaceOp2 for SgdOp {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let g = f32_slice(s2, l2, self.name())?;
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("predify-sgd: only f32 is supported");
-        };
-        let Some((a, b)) = l1.contiguous_offsets() else {
-            candle_core::bail!("predify-sgd: parameter must be contiguous");
-        };
-        let p = &mut data[a..b];
-        if p.len() != g.len() {
-            candle_core::bail!("predify-sgd: {:?} and {:?} differ in size", l1.dims(), l2.dims());
-        }
+        let (p, g) = f32_in_place(s1, l1, s2, l2, self.name())?;
         let (lr, wd) = (self.lr, self.weight_decay);
         p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| {
             for (p, &g) in p.iter_mut().zip(g) {

@@ -5,7 +5,7 @@
 //! parallel element-wise ops also wakes its own thread pool next to rayon's. Here each step is
 //! one pass on rayon. Other devices take the tensor-op route (see [`update`], [`scaled_error`]).
 
-use super::f32_slice;
+use super::{f32_in_place, f32_slice};
 use crate::dynamics::UpdateCoeffs;
 use crate::kernels::zeroed::zeroed;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
@@ -49,17 +49,7 @@ impl InplaceOp2 for AxpyOp {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let src = f32_slice(s2, l2, self.name())?;
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("predify-axpy: only f32 is supported");
-        };
-        let Some((a, b)) = l1.contiguous_offsets() else {
-            candle_core::bail!("predify-axpy: destination must be contiguous");
-        };
-        let dst = &mut data[a..b];
-        if dst.len() != src.len() {
-            candle_core::bail!("predify-axpy: {:?} and {:?} differ in size", l1.dims(), l2.dims());
-        }
+        let (dst, src) = f32_in_place(s1, l1, s2, l2, self.name())?;
         let k = self.0;
         dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
             d.iter_mut().zip(s).for_each(|(d, &s)| *d += k * s);
