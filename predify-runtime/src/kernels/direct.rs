@@ -435,15 +435,10 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::pseudo;
+    use super::super::test_data::{pseudo, rel_diff};
     use super::super::conv;
     use super::super::ConvGeometry;
     use super::*;
-
-    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
-        a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
-    }
 
     /// Both directions against the GEMM kernels, with and without bias, at every instruction
     /// level this CPU has (`isa::available`): odd widths (partial tiles), channel counts that leave partial channel
@@ -474,23 +469,23 @@ mod tests {
                 conv::big_to_small(&big, batch, &wt, &s, &mut want);
                 let mut got = vec![f32::NAN; want.len()];
                 big_to_small_with(level, &big, batch, &wt, &s, None, &mut got);
-                assert!(max_rel(&got, &want) < 1e-5, "{}: forward {s:?}", level.name());
+                assert!(rel_diff(&got, &want) < 1e-5, "{}: forward {s:?}", level.name());
                 big_to_small_with(level, &big, batch, &wt, &s, Some(&bs), &mut got);
                 for (plane, &b) in want.chunks_mut(geom.small_len()).zip(bs.iter().cycle()) {
                     plane.iter_mut().for_each(|v| *v += b);
                 }
-                assert!(max_rel(&got, &want) < 1e-5, "{}: forward with bias {s:?}", level.name());
+                assert!(rel_diff(&got, &want) < 1e-5, "{}: forward with bias {s:?}", level.name());
 
                 let mut want = vec![0f32; big.len()];
                 conv::small_to_big(&small, batch, &wt, &s, &mut want);
                 let mut got = vec![f32::NAN; want.len()];
                 small_to_big_with(level, &small, batch, &wt, &s, None, &mut got);
-                assert!(max_rel(&got, &want) < 1e-5, "{}: transposed {s:?}", level.name());
+                assert!(rel_diff(&got, &want) < 1e-5, "{}: transposed {s:?}", level.name());
                 small_to_big_with(level, &small, batch, &wt, &s, Some(&bb), &mut got);
                 for (plane, &b) in want.chunks_mut(geom.big_len()).zip(bb.iter().cycle()) {
                     plane.iter_mut().for_each(|v| *v += b);
                 }
-                assert!(max_rel(&got, &want) < 1e-5, "{}: transposed with bias {s:?}", level.name());
+                assert!(rel_diff(&got, &want) < 1e-5, "{}: transposed with bias {s:?}", level.name());
             }
         }
         eprintln!("direct kernels checked at {:?}", isa::available());
@@ -510,7 +505,7 @@ mod tests {
                 let mut got = [[0f32; XT]; CB];
                 tile(level, &c, &pad, rows, &packed, co, nc, 2, 0, &b, &mut got);
                 for j in 0..nc {
-                    assert!(max_rel(&got[j], &want[j]) < 1e-6, "{}: channel {j}", level.name());
+                    assert!(rel_diff(&got[j], &want[j]) < 1e-6, "{}: channel {j}", level.name());
                 }
             }
         }

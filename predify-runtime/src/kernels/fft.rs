@@ -67,6 +67,12 @@ impl Fft2 {
         Fft2Scratch { rows: (vec![ZV; n * h], vec![ZV; n * h]), line: (vec![ZV; n], vec![ZV; n]) }
     }
 
+    /// Scratch plus the two buffers a caller fills and reads: [`LANES`] tiles (`[N·N][LANES]`)
+    /// and their spectra (`[bins][LANES]`), as one `for_each_init` set per thread.
+    pub fn buffers(&self) -> (Fft2Scratch, Vec<f32>, Vec<c32>) {
+        (self.scratch(), vec![0f32; self.n * self.n * LANES], vec![c32::new(0.0, 0.0); self.bins() * LANES])
+    }
+
     /// Half spectra of [`LANES`] real tiles: `tiles` is `[N·N][LANES]` (element (i, j) of lane
     /// l at `(i·N + j)·LANES + l`), `spec` receives `[bins][LANES]`.
     ///

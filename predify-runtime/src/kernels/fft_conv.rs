@@ -157,7 +157,7 @@ impl Spectra {
         // phase's sub-kernel, taps reversed: the forward as a correlation of the small grid),
         // LANES input channels per transform, whose spectra are a run of `data` per bin.
         (0..rc).into_par_iter().for_each_init(
-            || (fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            || fft.buffers(),
             |(sc, tiles, spec), row| {
                 let (taps, co) = (&taps[row / cb], row % cb);
                 for c0 in (0..cs).step_by(LANES) {
@@ -190,14 +190,16 @@ impl Spectra {
     }
 }
 
-/// Tiles per pass of the FFT paths: as many as keep the pass's two spectra operands
-/// (`per_tile_bytes` each tile) under 32 MB, at least 2·[`LANES`] (the kernels' spectra are
-/// read again every pass), at most `total`. A pass may end inside a sample (PVGG16's pcoder 2
-/// takes 42 MB of spectra per sample), which keeps the memory peak of batch 4 below the
-/// original Predify's.
-fn tiles_per_pass(per_tile_bytes: usize, total: usize) -> usize {
+/// Tiles per pass of the FFT paths over `total` tiles: as many as keep the pass's two spectra
+/// operands (both sides' channels, every bin) under 32 MB, at least 2·[`LANES`] (the kernels'
+/// spectra are read again every pass), at most `total`. A pass may end inside a sample
+/// (PVGG16's pcoder 2 takes 42 MB of spectra per sample), which keeps the memory peak of
+/// batch 4 below the original Predify's.
+fn tiles_per_pass(sp: &Spectra, total: usize) -> usize {
     const PASS_BYTES: usize = 32 << 20;
-    (PASS_BYTES / per_tile_bytes.max(1)).max(2 * LANES).min(total).max(1)
+    let p = &sp.plan;
+    let per_tile = (p.small_channels + p.phases * p.big_channels) * sp.fft.bins() * std::mem::size_of::<c32>();
+    (PASS_BYTES / per_tile.max(1)).max(2 * LANES).min(total).max(1)
 }
 
 /// The part of sample `si`'s tiles `0..nt` that the pass over global tiles `q..q + len` holds.
@@ -207,10 +209,8 @@ fn sample_tiles(si: usize, nt: usize, q: usize, len: usize) -> std::ops::Range<u
 
 /// Transposed-convolution forward (small → big) by FFT; `out` is overwritten.
 pub fn small_to_big(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
-    let p = &sp.plan;
-    let per_tile = (p.small_channels + p.phases * p.big_channels) * sp.fft.bins() * std::mem::size_of::<c32>();
-    let total = batch * p.tiles(p.len);
-    small_to_big_in_passes(x, batch, sp, g, tiles_per_pass(per_tile, total), out)
+    let pass = tiles_per_pass(sp, batch * sp.plan.tiles(sp.plan.len));
+    small_to_big_in_passes(x, batch, sp, g, pass, out)
 }
 
 /// [`small_to_big`] in passes of `pass` tiles.
@@ -233,7 +233,7 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
         let (xspec, yspec) = (&mut xspec[..cs * ntk * bins], &mut yspec[..rc * ntk * bins]);
         let xs = SyncPtr::new(&mut *xspec);
         (0..cs).into_par_iter().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            || sp.fft.buffers(),
             |(sc, tiles, spec), ci| {
                 for q0 in (0..ntk).step_by(LANES) {
                     let count = LANES.min(ntk - q0);
@@ -254,7 +254,7 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
         let first = q / nt;
         let dst = &mut out[first * cb * bl..(q + ntk).div_ceil(nt) * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            || sp.fft.buffers(),
             |(sc, tiles, spec), (plane_index, plane)| {
                 let (si, co) = (first + plane_index / cb, plane_index % cb);
                 let mine = sample_tiles(si, nt, q, ntk);
@@ -285,10 +285,8 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
 
 /// Convolution forward / transposed-convolution adjoint (big → small) by FFT; `out` is overwritten.
 pub fn big_to_small(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometry, out: &mut [f32]) {
-    let p = &sp.plan;
-    let per_tile = (p.small_channels + p.phases * p.big_channels) * sp.fft.bins() * std::mem::size_of::<c32>();
-    let total = batch * p.tiles(p.small);
-    big_to_small_in_passes(gbig, batch, sp, g, tiles_per_pass(per_tile, total), out)
+    let pass = tiles_per_pass(sp, batch * sp.plan.tiles(sp.plan.small));
+    big_to_small_in_passes(gbig, batch, sp, g, pass, out)
 }
 
 /// [`big_to_small`] in passes of `pass` tiles.
@@ -308,7 +306,7 @@ fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeom
         let (gspec, ospec) = (&mut gspec[..rc * ntk * bins], &mut ospec[..cs * ntk * bins]);
         let gs = SyncPtr::new(&mut *gspec);
         (0..rc).into_par_iter().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            || sp.fft.buffers(),
             |(sc, tiles, spec), rco| {
                 let ph = &sp.phases[rco / cb];
                 for q0 in (0..ntk).step_by(LANES) {
@@ -341,7 +339,7 @@ fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeom
         // read `taps − 1` further on. The tiles' blocks cover the small grid exactly.
         let shift = [p.taps[0] - 1, p.taps[1] - 1];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
-            || (sp.fft.scratch(), vec![0f32; n * n * LANES], vec![ZERO; bins * LANES]),
+            || sp.fft.buffers(),
             |(sc, tiles, spec), (plane_index, plane)| {
                 let (si, ci) = (first + plane_index / cs, plane_index % cs);
                 let mine = sample_tiles(si, nt, q, ntk);
