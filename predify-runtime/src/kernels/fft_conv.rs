@@ -15,6 +15,7 @@
 
 use super::conv::ConvShape;
 use super::fft::{c32, Fft2, LANES};
+use super::gemm::transpose;
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
 use super::tile_io::read_padded;
@@ -414,7 +415,6 @@ fn load_spectra(src: &[c32], rows: usize, ntk: usize, row: usize, t0: usize, cou
 fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32], nt: usize, bins: usize, dst: &mut [c32]) {
     // K[b] is stored [rows = phases·C_big][cols = C_small]; the forward multiplies by it
     // (m = rows, k = cols), the adjoint by its conjugate transpose (m = cols, k = rows).
-    let (lhs_rs, lhs_cs) = if adjoint { (1, m) } else { (k, 1) };
     // Guards the unchecked accesses below (an invariant of the callers, cheap to keep); checked
     // products, so that no wrapped one passes with a short buffer. They also bound the strides
     // (nt, m, k) by a slice length, so they fit isize whenever gemm uses them.
@@ -434,32 +434,28 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
         dst[..m * nt * bins].fill(ZERO);
         return;
     }
-    dst[..m * nt * bins].par_chunks_mut(m * nt).enumerate().for_each(|(b, out)| {
-        // SAFETY: m, nt, k ≥ 1. lhs is the b-th [m×k] block of `spectra`, rhs the b-th [k×nt]
-        // block of `src`, `out` the b-th [m×nt] block of `dst`, all in bounds (asserted above,
-        // as are the strides' isize range); `out` is a unique borrow, so no input aliases it.
+    // The adjoint reads K[b] against its storage order, which `gemm` would repack for every
+    // bin: it computes the transposed product `src[b]ᵀ · conj(K[b])` (K read in order) into a
+    // per-thread buffer and transposes that (pcoder 3's adjoint GEMMs: ~2.3× faster).
+    dst[..m * nt * bins].par_chunks_mut(m * nt).enumerate().for_each_init(Vec::new, |tmp: &mut Vec<c32>, (b, out)| {
+        if adjoint && tmp.len() < m * nt {
+            tmp.resize(m * nt, ZERO);
+        }
+        let (kb, sb) = (spectra[b * m * k..].as_ptr(), src[b * k * nt..].as_ptr());
+        // SAFETY: m, nt, k ≥ 1. `kb` is the b-th [rows × cols] block of `spectra`, `sb` the b-th
+        // [k×nt] block of `src`, `out` the b-th [m×nt] block of `dst` and `tmp` holds m·nt
+        // values, all in bounds (asserted above, as are the strides' isize range); `out` and
+        // `tmp` are unique borrows, so no input aliases them.
         unsafe {
-            gemm::gemm(
-                m,
-                nt,
-                k,
-                out.as_mut_ptr(),
-                1,
-                nt as isize,
-                false,
-                spectra.as_ptr().add(b * m * k),
-                lhs_cs as isize,
-                lhs_rs as isize,
-                src.as_ptr().add(b * k * nt),
-                1,
-                nt as isize,
-                ZERO,
-                ONE,
-                false,
-                adjoint,
-                false,
-                gemm::Parallelism::None,
-            );
+            if adjoint {
+                // tmp [nt × m] = src[b]ᵀ (nt × k) · conj(K[b]) (k × m, row-major).
+                gemm::gemm(nt, m, k, tmp.as_mut_ptr(), 1, m as isize, false, sb, nt as isize, 1, kb, 1, m as isize, ZERO, ONE, false, false, true, gemm::Parallelism::None);
+            } else {
+                gemm::gemm(m, nt, k, out.as_mut_ptr(), 1, nt as isize, false, kb, 1, k as isize, sb, 1, nt as isize, ZERO, ONE, false, false, false, gemm::Parallelism::None);
+            }
+        }
+        if adjoint {
+            transpose(&tmp[..m * nt], nt, m, out);
         }
     });
 }
