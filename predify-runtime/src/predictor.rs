@@ -1,6 +1,7 @@
 //! A PCoder's feedback predictor (`pmodule`): forward, input adjoint and parameter gradients.
 
 use crate::error::{usage, Result};
+use crate::kernels::transform_cache::Pin;
 use crate::layers::{Conv, Upsample};
 use candle_core::{Tensor, Var};
 use predify_spec::{Layer, Predictor as PredictorSpec};
@@ -23,10 +24,14 @@ pub struct Predictor {
     prefixes: Vec<String>,
 }
 
-/// The layer inputs recorded by [`Predictor::forward_traced`], needed by the backward passes.
+/// The layer inputs recorded by [`Predictor::forward_traced`], needed by the backward passes,
+/// and which cached kernel transforms each layer's forward used. A trace is valid while the
+/// predictor's weights stay as they were at the traced forward (the input adjoints reuse those
+/// transforms).
 #[derive(Debug, Clone)]
 pub struct Trace {
     inputs: Vec<Tensor>,
+    pins: Vec<Option<Pin>>,
 }
 
 impl Predictor {
@@ -85,13 +90,18 @@ impl Predictor {
     /// Forward pass that records what the backward passes need.
     pub fn forward_traced(&self, x: &Tensor) -> Result<(Tensor, Trace)> {
         let mut inputs = Vec::with_capacity(self.stages.len());
+        let mut pins = Vec::with_capacity(self.stages.len());
         let mut h = x.clone();
         for st in &self.stages {
-            let next = Self::apply(st, &h)?;
+            let (next, pin) = match st {
+                Stage::Conv(c) => c.forward_pinned(&h)?,
+                _ => (Self::apply(st, &h)?, None),
+            };
             inputs.push(h);
+            pins.push(pin);
             h = next;
         }
-        Ok((h, Trace { inputs }))
+        Ok((h, Trace { inputs, pins }))
     }
 
     fn apply(st: &Stage, h: &Tensor) -> Result<Tensor> {
@@ -155,7 +165,7 @@ impl Predictor {
                     if !input_needed {
                         break;
                     }
-                    c.input_grad(x.dims(), &g)?
+                    c.input_grad_pinned(x.dims(), &g, trace.pins[j])?
                 }
                 // PyTorch's ReLU gradient is 0 at exactly 0.
                 Stage::Relu => crate::ops::relu_grad(x, &g)?,
@@ -186,7 +196,8 @@ impl Predictor {
             tangents.push(h);
             h = next;
         }
-        Ok((h, Trace { inputs: tangents }))
+        let pins = vec![None; tangents.len()];
+        Ok((h, Trace { inputs: tangents, pins }))
     }
 
     /// The gradient w.r.t. the weights of `<J(x; θ)·v, g>`: how the tangent map of

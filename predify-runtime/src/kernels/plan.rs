@@ -8,24 +8,24 @@
 
 use super::conv::{self, ConvShape};
 use super::fft_conv::{self, FftPlan};
-use super::transform_cache::{TransformCache, TransformPlan, Transformed, MAX_SPECTRA_BYTES, MAX_WINOGRAD_BYTES};
+use super::transform_cache::{CacheRef, TransformPlan, Transformed, MAX_SPECTRA_BYTES, MAX_WINOGRAD_BYTES};
 use super::winograd_conv::{self, Favour, WinoPlan};
 use super::{conv_batched, direct, phase};
 use rayon::prelude::*;
 
 /// The transformed kernels to use for `s` at this batch size, if a transform path is chosen.
-fn transformed(s: &ConvShape, batch: usize, w: &[f32], cache: Option<&TransformCache>, favour: Favour) -> Option<Transformed> {
-    let cache = cache?;
+fn transformed(s: &ConvShape, batch: usize, w: &[f32], cache: Option<CacheRef<'_>>, favour: Favour) -> Option<Transformed> {
+    let CacheRef { cache, pin } = cache?;
     let plan = match FftPlan::new(s, batch, MAX_SPECTRA_BYTES) {
         Some(p) => TransformPlan::Fft(p),
         None => TransformPlan::Winograd(WinoPlan::new(s, MAX_WINOGRAD_BYTES)?),
     };
-    cache.get(plan, w, s, favour)
+    cache.get(plan, w, s, favour, pin)
 }
 
 /// Convolution forward / transposed-convolution adjoint (big → small), plus an optional bias
 /// over the small grid's channels. `out` is overwritten.
-pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<&TransformCache>, out: &mut [f32]) {
+pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<CacheRef<'_>>, out: &mut [f32]) {
     if direct::suits(s, s.small_channels) {
         return direct::big_to_small(big, batch, w, s, bias, out);
     }
@@ -49,7 +49,7 @@ pub fn big_to_small(big: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: O
 
 /// Transposed-convolution forward / convolution adjoint (small → big), plus an optional bias
 /// over the big grid's channels. `out` is overwritten.
-pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<&TransformCache>, out: &mut [f32]) {
+pub fn small_to_big(small: &[f32], batch: usize, w: &[f32], s: &ConvShape, bias: Option<&[f32]>, cache: Option<CacheRef<'_>>, out: &mut [f32]) {
     if direct::suits(s, s.big_channels) {
         return direct::small_to_big(small, batch, w, s, bias, out);
     }
@@ -109,9 +109,9 @@ mod tests {
         let w: Vec<f32> = pseudo(s.weight_len(), 1).iter().map(|v| v * 0.02).collect();
         let x = pseudo(64 * geom.small_len(), 2);
         let bias = pseudo(64, 3);
-        let cache = TransformCache::new();
+        let cache = super::super::transform_cache::TransformCache::new();
         let mut fast = vec![f32::NAN; 64 * geom.big_len()];
-        small_to_big(&x, 1, &w, &s, Some(&bias), Some(&cache), &mut fast);
+        small_to_big(&x, 1, &w, &s, Some(&bias), Some((&cache).into()), &mut fast);
         let mut want = vec![0f32; fast.len()];
         conv::small_to_big(&x, 1, &w, &s, &mut want);
         add_bias(&mut want, 1, &bias, 64, geom.big_len());
@@ -119,7 +119,7 @@ mod tests {
         let d = fast.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(d < 1e-5 * scale, "forward: {d} of {scale}");
         let mut back = vec![f32::NAN; x.len()];
-        big_to_small(&want, 1, &w, &s, None, Some(&cache), &mut back);
+        big_to_small(&want, 1, &w, &s, None, Some((&cache).into()), &mut back);
         let mut want_back = vec![0f32; x.len()];
         conv::big_to_small(&want, 1, &w, &s, &mut want_back);
         let scale = want_back.iter().fold(0f32, |m, v| m.max(v.abs()));

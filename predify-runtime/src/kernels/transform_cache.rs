@@ -9,6 +9,7 @@ use super::conv::ConvShape;
 use super::fft_conv::{FftPlan, Spectra};
 use super::winograd_conv::{Favour, WinoPlan, WinoWeights};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// At most this many bytes of FFT spectra per layer; above it the layer tries Winograd.
@@ -69,10 +70,47 @@ impl Transformed {
     }
 }
 
+/// The transforms one call of a layer returned, named for a later call that may reuse them
+/// without fingerprinting the weights again: the adjoint of a traced forward, which by contract
+/// runs on the weights that forward saw (as PyTorch's autograd requires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin(u64);
+
+/// Where a call of a layer finds its transforms: the layer's cache, and optionally the [`Pin`]
+/// of the traced forward whose adjoint this call computes.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheRef<'a> {
+    /// The layer's cache.
+    pub cache: &'a TransformCache,
+    /// Reuse these transforms without a fingerprint if the cache still holds them.
+    pub pin: Option<Pin>,
+}
+
+impl<'a> From<&'a TransformCache> for CacheRef<'a> {
+    fn from(cache: &'a TransformCache) -> Self {
+        Self { cache, pin: None }
+    }
+}
+
+/// One cached set of transforms: its plan, the weights' fingerprint, a generation that no other
+/// contents of any cache share (what a [`Pin`] names), the transforms.
+#[derive(Debug)]
+struct Entry {
+    plan: TransformPlan,
+    fp: u64,
+    generation: u64,
+    transforms: Transformed,
+}
+
+/// Generations of cache contents, unique in the process (0 means none).
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
 /// One layer's cached transforms (empty until a fast path first runs).
 #[derive(Debug, Default)]
 pub struct TransformCache {
-    slot: Mutex<Option<(TransformPlan, u64, Transformed)>>,
+    slot: Mutex<Option<Entry>>,
+    /// Generation of what the last [`Self::get`] returned (0: none since [`Self::take_used`]).
+    used: AtomicU64,
 }
 
 impl TransformCache {
@@ -82,28 +120,53 @@ impl TransformCache {
     }
 
     /// The transforms of `w` for `plan`, built on a miss (Winograd's laid out for `favour`, the
-    /// direction of this call). `None` only if `plan` cannot be built.
-    pub fn get(&self, plan: TransformPlan, w: &[f32], s: &ConvShape, favour: Favour) -> Option<Transformed> {
-        let fp = fingerprint(w);
+    /// direction of this call). With `pin` naming what the cache still holds for `plan`, those
+    /// are returned as they are: the caller vouches that `w` has not changed since. `None` only
+    /// if `plan` cannot be built.
+    pub fn get(&self, plan: TransformPlan, w: &[f32], s: &ConvShape, favour: Favour, pin: Option<Pin>) -> Option<Transformed> {
         // A poisoned lock only means another thread panicked mid-build; the slot is replaced.
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((p, f, sp)) = slot.as_ref() {
-            if *p == plan && *f == fp {
-                return Some(sp.clone());
+        let lock = || self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Pin(generation)) = pin {
+            if let Some(e) = lock().as_ref().filter(|e| e.generation == generation && e.plan == plan) {
+                return Some(self.hand_out(e));
             }
+        }
+        // Outside the lock: calls of other clones of the layer need not wait for it.
+        let fp = fingerprint(w);
+        let mut slot = lock();
+        if let Some(e) = slot.as_ref().filter(|e| e.plan == plan && e.fp == fp) {
+            return Some(self.hand_out(e));
         }
         // New weights for the same plan (a training step) go into the old storage when no
         // caller still holds it; otherwise the old transforms are dropped before the new ones
         // are built (peak memory).
-        if let Some((p, _, mut old)) = slot.take() {
-            if p == plan && old.refill(w, s, favour) {
-                *slot = Some((plan, fp, old.clone()));
-                return Some(old);
+        let mut refilled = None;
+        if let Some(mut old) = slot.take() {
+            if old.plan == plan && old.transforms.refill(w, s, favour) {
+                refilled = Some(old.transforms);
             }
         }
-        let sp = Transformed::build(plan, w, s, favour)?;
-        *slot = Some((plan, fp, sp.clone()));
-        Some(sp)
+        let transforms = match refilled {
+            Some(t) => t,
+            None => Transformed::build(plan, w, s, favour)?,
+        };
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let entry = slot.insert(Entry { plan, fp, generation, transforms });
+        Some(self.hand_out(entry))
+    }
+
+    fn hand_out(&self, e: &Entry) -> Transformed {
+        self.used.store(e.generation, Ordering::Relaxed);
+        e.transforms.clone()
+    }
+
+    /// The [`Pin`] of what the last [`Self::get`] returned, if any since the last call of this
+    /// (which forgets it). A traced forward takes it before and after its call.
+    pub fn take_used(&self) -> Option<Pin> {
+        match self.used.swap(0, Ordering::Relaxed) {
+            0 => None,
+            g => Some(Pin(g)),
+        }
     }
 }
 
@@ -155,18 +218,49 @@ mod tests {
         let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
         let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
         let cache = TransformCache::new();
-        let a = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
-        let b = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+        let a = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
+        let b = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
         assert!(a.same(&b));
         w[7] += 1.0;
-        let c = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+        let c = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
         assert!(!a.same(&c));
         // Another plan for the same weights replaces the slot.
         let wino = TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap());
-        let d = cache.get(wino, &w, &s, Favour::BigToSmall).unwrap();
+        let d = cache.get(wino, &w, &s, Favour::BigToSmall, None).unwrap();
         assert!(matches!(d, Transformed::Winograd(_)) && !d.same(&c));
-        assert!(d.same(&cache.get(wino, &w, &s, Favour::BigToSmall).unwrap()));
+        assert!(d.same(&cache.get(wino, &w, &s, Favour::BigToSmall, None).unwrap()));
         assert_ne!(fingerprint(&w[..8]), fingerprint(&w[1..9]));
+    }
+
+    #[test]
+    fn a_pin_skips_the_fingerprint_only_while_the_cache_holds_its_transforms() {
+        let geom = ConvGeometry::for_conv_transpose([1, 9, 9], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
+        let s = ConvShape { small_channels: 2, big_channels: 3, groups: 1, geom };
+        let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
+        let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).cos()).collect();
+        let cache = TransformCache::new();
+        assert_eq!(cache.take_used(), None);
+        let a = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
+        let pin = cache.take_used().expect("a get names what it returned");
+        assert_eq!(cache.take_used(), None, "taking forgets");
+        // Unchanged weights keep the generation: the pin stays valid.
+        let _ = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
+        assert_eq!(cache.take_used(), Some(pin));
+        // With the pin the cached transforms come back as they are, even for other values (the
+        // caller vouched that there are none); another plan is not served by it.
+        w[0] += 1.0;
+        assert!(cache.get(plan, &w, &s, Favour::SmallToBig, Some(pin)).unwrap().same(&a));
+        // Without it the new values are seen, and the old pin names nothing any more.
+        let b = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
+        assert!(!b.same(&a));
+        let fresh = cache.take_used().unwrap();
+        assert_ne!(fresh, pin);
+        w[1] += 1.0;
+        let c = cache.get(plan, &w, &s, Favour::SmallToBig, Some(pin)).unwrap();
+        assert!(!c.same(&b), "a stale pin falls back to the fingerprint");
+        let wino = TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap());
+        let pin = cache.take_used();
+        assert!(matches!(cache.get(wino, &w, &s, Favour::SmallToBig, pin).unwrap(), Transformed::Winograd(_)));
     }
 
     #[test]
@@ -189,16 +283,16 @@ mod tests {
         for plan in [TransformPlan::Fft(FftPlan::geometry(&s).unwrap()), TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap())] {
             let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
             let cache = TransformCache::new();
-            let first = address(&cache.get(plan, &w, &s, Favour::SmallToBig).unwrap());
+            let first = address(&cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap());
             w[3] -= 0.5;
-            let refilled = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+            let refilled = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
             assert_eq!(address(&refilled), first, "{plan:?}: same storage");
             let fresh = Transformed::build(plan, &w, &s, Favour::SmallToBig).unwrap();
             assert_eq!(run(&refilled), run(&fresh), "{plan:?}: refilled = built anew");
             // While a caller holds them, new weights get new transforms and the held ones stay.
             let before = run(&refilled);
             w[5] += 0.25;
-            let next = cache.get(plan, &w, &s, Favour::SmallToBig).unwrap();
+            let next = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
             assert_ne!(address(&next), address(&refilled));
             assert_eq!(run(&refilled), before);
             assert_eq!(run(&next), run(&Transformed::build(plan, &w, &s, Favour::SmallToBig).unwrap()));

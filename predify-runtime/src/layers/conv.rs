@@ -3,7 +3,7 @@
 use super::{join_nc, split_nc};
 use crate::error::{shape_err, usage, Result};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::transform_cache::TransformCache;
+use crate::kernels::transform_cache::{Pin, TransformCache};
 use std::sync::Arc;
 use crate::ops::{ConvDir, ConvOp, ConvWeightGradOp};
 use crate::kernels::geometry::lift3;
@@ -159,15 +159,16 @@ impl Conv {
     }
 
     /// The custom op mapping an input of `in_shape` forward (`adjoint = false`) or an output
-    /// gradient back to that input (`adjoint = true`).
-    fn op(&self, in_shape: &[usize], adjoint: bool) -> Result<ConvOp> {
+    /// gradient back to that input (`adjoint = true`, reusing the transforms `pin` names).
+    fn op(&self, in_shape: &[usize], adjoint: bool, pin: Option<Pin>) -> Result<ConvOp> {
         let (batch, shape, out_shape) = self.plan(in_shape)?;
         let fwd = if self.transposed { ConvDir::SmallToBig } else { ConvDir::BigToSmall };
+        let transforms = Some(self.transforms.clone());
         Ok(if adjoint {
             let dir = if fwd == ConvDir::SmallToBig { ConvDir::BigToSmall } else { ConvDir::SmallToBig };
-            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), transforms: Some(self.transforms.clone()) }
+            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), transforms, pin }
         } else {
-            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, transforms: Some(self.transforms.clone()) }
+            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, transforms, pin: None }
         })
     }
 
@@ -179,7 +180,7 @@ impl Conv {
 
     /// Forward pass (differentiable w.r.t. `x` through Candle's autograd).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let op = self.op(x.dims(), false)?;
+        let op = self.op(x.dims(), false, None)?;
         // On the CPU the kernel adds the bias itself (one pass less over the output).
         if let (Some(b), true) = (&self.bias, x.device().is_cpu()) {
             let b = b.as_tensor().detach().contiguous()?;
@@ -199,14 +200,30 @@ impl Conv {
     /// The forward pass without the bias: the layer's linear part, which is also its
     /// Jacobian–vector product (the Jacobian of a convolution is the convolution itself).
     pub fn forward_linear(&self, x: &Tensor) -> Result<Tensor> {
-        let op = self.op(x.dims(), false)?;
+        let op = self.op(x.dims(), false, None)?;
         Ok(x.contiguous()?.apply_op2_no_bwd(&self.weight_const()?, &op)?)
     }
 
     /// The adjoint of the forward pass w.r.t. its input: maps an output gradient `g` to the
     /// gradient w.r.t. an input of shape `in_shape`.
     pub fn input_grad(&self, in_shape: &[usize], g: &Tensor) -> Result<Tensor> {
-        let op = self.op(in_shape, true)?;
+        self.input_grad_pinned(in_shape, g, None)
+    }
+
+    /// [`Self::forward`], also naming the FFT / Winograd transforms it used (`None` if it took
+    /// another path), for [`Self::input_grad_pinned`].
+    pub(crate) fn forward_pinned(&self, x: &Tensor) -> Result<(Tensor, Option<Pin>)> {
+        // Forget what an earlier call used: the pin must be this call's.
+        self.transforms.take_used();
+        let y = self.forward(x)?;
+        Ok((y, self.transforms.take_used()))
+    }
+
+    /// [`Self::input_grad`] for the adjoint of the forward that returned `pin`: its transforms
+    /// are reused without fingerprinting the weights again (two reads of up to 205 MB per
+    /// timestep become one), so the weights must not have changed in between.
+    pub(crate) fn input_grad_pinned(&self, in_shape: &[usize], g: &Tensor, pin: Option<Pin>) -> Result<Tensor> {
+        let op = self.op(in_shape, true, pin)?;
         if g.dims() != op.in_shape.as_slice() {
             return shape_err(format!("{} output gradient", self.name), format!("{:?}", op.in_shape), g.dims());
         }

@@ -2,7 +2,7 @@
 
 use super::f32_slice;
 use crate::kernels::conv::ConvShape;
-use crate::kernels::transform_cache::TransformCache;
+use crate::kernels::transform_cache::{CacheRef, Pin, TransformCache};
 use crate::kernels::plan;
 use crate::kernels::zeroed::zeroed;
 use std::sync::Arc;
@@ -37,6 +37,9 @@ pub(crate) struct ConvOp {
     pub out_shape: Vec<usize>,
     /// The layer's FFT / Winograd transform cache (large strided layers; `None`: never those paths).
     pub transforms: Option<Arc<TransformCache>>,
+    /// What the traced forward of this adjoint used, reused without a fingerprint while the
+    /// cache still holds it.
+    pub pin: Option<Pin>,
 }
 
 impl ConvOp {
@@ -47,10 +50,14 @@ impl ConvOp {
         }
         let mut out = zeroed(self.out_shape.iter().product());
         match self.dir {
-            ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
-            ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.transforms.as_deref(), &mut out),
+            ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.cache(), &mut out),
+            ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.cache(), &mut out),
         }
         Ok((CpuStorage::F32(out), Shape::from(self.out_shape.clone())))
+    }
+
+    fn cache(&self) -> Option<CacheRef<'_>> {
+        self.transforms.as_deref().map(|cache| CacheRef { cache, pin: self.pin })
     }
 
     fn backward(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
@@ -62,6 +69,7 @@ impl ConvOp {
             in_shape: self.out_shape.clone(),
             out_shape: self.in_shape.clone(),
             transforms: self.transforms.clone(),
+            pin: None,
         };
         // Input gradients only where the input itself tracks gradients (a detached input, such
         // as a representation fed to a predictor being trained, needs none; the product costs
