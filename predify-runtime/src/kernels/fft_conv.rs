@@ -18,7 +18,7 @@ use super::fft::{c32, Fft2, LANES};
 use super::gemm::transpose;
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
-use super::tile_io::read_padded;
+use super::tile_io::{gather_row, scatter_row, RowSpan};
 use super::zeroed::zeroed_complex;
 use super::ConvGeometry;
 use rayon::prelude::*;
@@ -241,8 +241,8 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
                     load_lanes(tiles, n, count, |l| {
                         let (si, t) = ((q + q0 + l) / nt, (q + q0 + l) % nt);
                         let plane = &x[(si * cs + ci) * sl..][..sl];
-                        let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                        move |a: usize, b: usize| read_padded(plane, p.small, (origin[0] + a) as isize - off[0] as isize, (origin[1] + b) as isize - off[1] as isize)
+                        let origin = [((t / tiles_hw[1]) * p.block[0]) as isize - off[0] as isize, ((t % tiles_hw[1]) * p.block[1]) as isize - off[1] as isize];
+                        (plane, move |a: usize| RowSpan::padded(p.small, origin[0] + a as isize, origin[1], n))
                     });
                     sp.fft.forward_real(tiles, spec, sc);
                     // SAFETY: row `ci` of every bin block of `xspec` ([bins][cs][ntk]), tiles
@@ -271,10 +271,8 @@ fn small_to_big_in_passes(x: &[f32], batch: usize, sp: &Spectra, g: &ConvGeometr
                         for l in 0..count {
                             let (ty, tx) = ((t0 + l) / tiles_hw[1], (t0 + l) % tiles_hw[1]);
                             for a in 0..p.block[0].min(p.len[0] - ty * p.block[0]) {
-                                for b in 0..p.block[1].min(p.len[1] - tx * p.block[1]) {
-                                    let j = [0, ty * p.block[0] + a, tx * p.block[1] + b];
-                                    plane[phase::big_index(g, ph, j)] = tiles[(a * n + b) * LANES + l];
-                                }
+                                let row = RowSpan::lattice(g, ph, p.len[1], ty * p.block[0] + a, (tx * p.block[1]) as isize, p.block[1]);
+                                scatter_row(plane, row, &tiles[a * n * LANES + l..], LANES);
                             }
                         }
                     }
@@ -316,15 +314,13 @@ fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeom
                         let (si, t) = ((q + q0 + l) / nt, (q + q0 + l) % nt);
                         let plane = &gbig[(si * cb + rco % cb) * bl..][..bl];
                         let origin = [(t / tiles_hw[1]) * p.block[0], (t % tiles_hw[1]) * p.block[1]];
-                        move |a: usize, b: usize| {
-                            // Lattice points before the first (wrapped) or past the last read zeros.
-                            let (i, j) = ((origin[0] + a).wrapping_sub(p.q0[0]), (origin[1] + b).wrapping_sub(p.q0[1]));
-                            if i < p.len[0] && j < p.len[1] {
-                                plane[phase::big_index(g, ph, [0, i, j])]
-                            } else {
-                                0.0
-                            }
-                        }
+                        let j0 = origin[1] as isize - p.q0[1] as isize;
+                        // Lattice points before the first (the row index wraps) or past the last
+                        // read zeros.
+                        (plane, move |a: usize| {
+                            let i = (origin[0] + a).wrapping_sub(p.q0[0]);
+                            (i < p.len[0]).then(|| RowSpan::lattice(g, ph, p.len[1], i, j0, n))
+                        })
                     });
                     sp.fft.forward_real(tiles, spec, sc);
                     // SAFETY: row `rco` of every bin block of `gspec` ([bins][rc][ntk]), tiles
@@ -364,18 +360,16 @@ fn big_to_small_in_passes(gbig: &[f32], batch: usize, sp: &Spectra, g: &ConvGeom
     }
 }
 
-/// Fill the lane tiles `tiles` (`[N·N][LANES]`): lane `l < count` with `f(l)(a, b)` at
-/// (a, b), the other lanes with zeros.
-fn load_lanes<F: Fn(usize, usize) -> f32>(tiles: &mut [f32], n: usize, count: usize, f: impl Fn(usize) -> F) {
+/// Fill the lane tiles `tiles` (`[N·N][LANES]`): lane `l < count` from the plane `lane(l)`
+/// names, row a over the span its function gives (zeros elsewhere), the other lanes with zeros.
+fn load_lanes<'a, R: Fn(usize) -> Option<RowSpan>>(tiles: &mut [f32], n: usize, count: usize, lane: impl Fn(usize) -> (&'a [f32], R)) {
     if count < LANES {
         tiles.fill(0.0);
     }
     for l in 0..count {
-        let at = f(l);
+        let (plane, row) = lane(l);
         for a in 0..n {
-            for b in 0..n {
-                tiles[(a * n + b) * LANES + l] = at(a, b);
-            }
+            gather_row(plane, row(a), n, &mut tiles[a * n * LANES + l..], LANES);
         }
     }
 }

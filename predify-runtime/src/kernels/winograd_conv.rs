@@ -18,7 +18,7 @@ use super::conv::ConvShape;
 use super::gemm::{matmul_serial, matmul_serial_transposed, MatRef};
 use super::phase::{self, AxisPhase};
 use super::sync_ptr::SyncPtr;
-use super::tile_io::{read_padded, samples_per_chunk};
+use super::tile_io::{gather_row, samples_per_chunk, scatter_row, RowSpan};
 use super::winograd::{sandwich, Transforms};
 use super::zeroed::zeroed;
 use super::ConvGeometry;
@@ -267,13 +267,10 @@ impl Tiling<'_> {
                 for si in 0..k {
                     let plane = &x[((s0 + si) * cs + ci) * sl..][..sl];
                     for t in 0..nt {
-                        let origin = [(t / tw) * m, (t % tw) * m];
+                        let origin = [((t / tw) * m) as isize - off[0] as isize, ((t % tw) * m) as isize - off[1] as isize];
                         for a in 0..n {
-                            for b in 0..n {
-                                let i = (origin[0] + a) as isize - off[0] as isize;
-                                let j = (origin[1] + b) as isize - off[1] as isize;
-                                d[(a * n + b) * ntk + si * nt + t] = read_padded(plane, p.small, i, j);
-                            }
+                            let row = RowSpan::padded(p.small, origin[0] + a as isize, origin[1], n);
+                            gather_row(plane, row, n, &mut d[a * n * ntk + si * nt + t..], ntk);
                         }
                     }
                 }
@@ -300,11 +297,9 @@ impl Tiling<'_> {
                     for t in 0..nt {
                         let (ty, tx) = (t / tw, t % tw);
                         for a in 0..m {
-                            for b in 0..m {
-                                let (i, j) = (ty * m + a, tx * m + b);
-                                let inside = i < p.len[0] && j < p.len[1];
-                                dy[(a * m + b) * ntk + si * nt + t] = if inside { plane[phase::big_index(g, ph, [0, i, j])] } else { 0.0 };
-                            }
+                            let i = ty * m + a;
+                            let row = (i < p.len[0]).then(|| RowSpan::lattice(g, ph, p.len[1], i, (tx * m) as isize, m));
+                            gather_row(plane, row, m, &mut dy[a * m * ntk + si * nt + t..], ntk);
                         }
                     }
                 }
@@ -352,10 +347,8 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
                     for t in 0..nt {
                         let (ty, tx) = (t / tw, t % tw);
                         for a in 0..m.min(p.len[0] - ty * m) {
-                            for b in 0..m.min(p.len[1] - tx * m) {
-                                let j = [0, ty * m + a, tx * m + b];
-                                plane[phase::big_index(g, ph, j)] = y[(a * m + b) * nt + t];
-                            }
+                            let row = RowSpan::lattice(g, ph, p.len[1], ty * m + a, (tx * m) as isize, m);
+                            scatter_row(plane, row, &y[a * m * nt + t..], nt);
                         }
                     }
                 }
