@@ -80,36 +80,50 @@ impl Predictor {
 
     /// Forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = x.clone();
-        for st in &self.stages {
-            h = Self::apply(st, &h)?;
-        }
-        Ok(h)
+        Ok(self.run(x, false)?.0)
     }
 
     /// Forward pass that records what the backward passes need.
     pub fn forward_traced(&self, x: &Tensor) -> Result<(Tensor, Trace)> {
-        let mut inputs = Vec::with_capacity(self.stages.len());
-        let mut pins = Vec::with_capacity(self.stages.len());
+        self.run(x, true)
+    }
+
+    /// The stages in order, a ReLU that follows a convolution applied inside it (the
+    /// predictors' `ConvTranspose2d, ReLU` pairs: one pass less over the largest tensors), and
+    /// with `traced` the trace (empty without). The ReLU stage then records its output as its
+    /// input: the gradient mask `y > 0` is the same.
+    fn run(&self, x: &Tensor, traced: bool) -> Result<(Tensor, Trace)> {
+        let n = self.stages.len();
+        let (mut inputs, mut pins) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut h = x.clone();
-        for st in &self.stages {
+        let mut fused = false;
+        for (j, st) in self.stages.iter().enumerate() {
+            if std::mem::take(&mut fused) {
+                if traced {
+                    inputs.push(h.clone());
+                    pins.push(None);
+                }
+                continue;
+            }
             let (next, pin) = match st {
-                Stage::Conv(c) => c.forward_pinned(&h)?,
-                _ => (Self::apply(st, &h)?, None),
+                Stage::Conv(c) => {
+                    fused = matches!(self.stages.get(j + 1), Some(Stage::Relu));
+                    if traced {
+                        c.forward_pinned(&h, fused)?
+                    } else {
+                        (c.forward_with(&h, fused)?, None)
+                    }
+                }
+                Stage::Relu => (h.relu()?, None),
+                Stage::Upsample(u) => (u.forward(&h)?, None),
             };
-            inputs.push(h);
-            pins.push(pin);
+            if traced {
+                inputs.push(h);
+                pins.push(pin);
+            }
             h = next;
         }
         Ok((h, Trace { inputs, pins }))
-    }
-
-    fn apply(st: &Stage, h: &Tensor) -> Result<Tensor> {
-        Ok(match st {
-            Stage::Conv(c) => c.forward(h)?,
-            Stage::Relu => h.relu()?,
-            Stage::Upsample(u) => u.forward(h)?,
-        })
     }
 
     /// Vector-Jacobian product w.r.t. the input: the gradient of `<forward(x), g>` w.r.t. `x`.

@@ -133,8 +133,19 @@ impl PredifiedSequential {
 fn traverse(backbone: &Sequential, attach: &[usize], input: &Tensor, hook: &mut Hook<'_>) -> Result<Tensor> {
     let mut h = input.clone();
     let mut next = 0;
+    let mut fused = false;
     for (pos, (_, op)) in backbone.layers.iter().enumerate() {
-        h = op.forward(&h)?;
+        // A ReLU right after a convolution runs inside it (one pass less over the output),
+        // unless a pcoder needs the convolution's own output.
+        if !std::mem::take(&mut fused) {
+            h = match op {
+                Op::Conv(c) if matches!(backbone.layers.get(pos + 1), Some((_, Op::Relu))) && attach.get(next) != Some(&pos) => {
+                    fused = true;
+                    c.forward_relu(&h)?
+                }
+                _ => op.forward(&h)?,
+            };
+        }
         if attach.get(next) == Some(&pos) {
             h = hook(next, h)?;
             next += 1;

@@ -166,9 +166,9 @@ impl Conv {
         let transforms = Some(self.transforms.clone());
         Ok(if adjoint {
             let dir = if fwd == ConvDir::SmallToBig { ConvDir::BigToSmall } else { ConvDir::SmallToBig };
-            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), transforms, pin }
+            ConvOp { shape, dir, batch, in_shape: out_shape, out_shape: in_shape.to_vec(), transforms, pin, relu: false }
         } else {
-            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, transforms, pin: None }
+            ConvOp { shape, dir: fwd, batch, in_shape: in_shape.to_vec(), out_shape, transforms, pin: None, relu: false }
         })
     }
 
@@ -180,7 +180,22 @@ impl Conv {
 
     /// Forward pass (differentiable w.r.t. `x` through Candle's autograd).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let op = self.op(x.dims(), false, None)?;
+        self.forward_with(x, false)
+    }
+
+    /// `relu(forward(x))`, the ReLU applied inside the layer's op on the CPU (one pass less
+    /// over the output, and in parallel); differentiable like [`Self::forward`].
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, true)
+    }
+
+    /// [`Self::forward`], or [`Self::forward_relu`] with `relu`.
+    pub(crate) fn forward_with(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        if relu && !x.device().is_cpu() {
+            return Ok(self.forward(x)?.relu()?);
+        }
+        let mut op = self.op(x.dims(), false, None)?;
+        op.relu = relu;
         // On the CPU the kernel adds the bias itself (one pass less over the output).
         if let (Some(b), true) = (&self.bias, x.device().is_cpu()) {
             let b = b.as_tensor().detach().contiguous()?;
@@ -210,12 +225,12 @@ impl Conv {
         self.input_grad_pinned(in_shape, g, None)
     }
 
-    /// [`Self::forward`], also naming the FFT / Winograd transforms it used (`None` if it took
-    /// another path), for [`Self::input_grad_pinned`].
-    pub(crate) fn forward_pinned(&self, x: &Tensor) -> Result<(Tensor, Option<Pin>)> {
+    /// [`Self::forward`] (with `relu`: [`Self::forward_relu`]), also naming the FFT / Winograd
+    /// transforms it used (`None` if it took another path), for [`Self::input_grad_pinned`].
+    pub(crate) fn forward_pinned(&self, x: &Tensor, relu: bool) -> Result<(Tensor, Option<Pin>)> {
         // Forget what an earlier call used: the pin must be this call's.
         self.transforms.take_used();
-        let y = self.forward(x)?;
+        let y = self.forward_with(x, relu)?;
         Ok((y, self.transforms.take_used()))
     }
 
@@ -246,5 +261,45 @@ impl Conv {
             None => None,
         };
         Ok((dw, db))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn fused_relu_equals_the_separate_one_forward_and_backward() {
+        let dev = &Device::Cpu;
+        // A strided transposed convolution with bias (the predictors' pair) and a plain one.
+        for (transposed, stride) in [(true, 2), (false, 1)] {
+            let spec = ConvSpec {
+                dims: 2,
+                in_channels: 3,
+                out_channels: 4,
+                kernel_size: vec![4, 4],
+                stride: vec![stride; 2],
+                padding: vec![1; 2],
+                output_padding: vec![0; 2],
+                dilation: vec![1; 2],
+                groups: 1,
+                bias: true,
+            };
+            let wshape = Conv::weight_shape_of(&spec, transposed);
+            let w = Tensor::randn(0f32, 0.5, wshape.as_slice(), dev).unwrap();
+            let b = Tensor::randn(0f32, 0.5, 4, dev).unwrap();
+            let conv = Conv::new(spec, transposed, w, Some(b), "c").unwrap();
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 6, 5), dev).unwrap()).unwrap();
+            let fused = conv.forward_relu(x.as_tensor()).unwrap();
+            let separate = conv.forward(x.as_tensor()).unwrap().relu().unwrap();
+            let (f, s) = (fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), separate.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            assert_eq!(f, s, "transposed {transposed}: forward");
+            assert!(f.iter().any(|&v| v == 0.0) && f.iter().any(|&v| v > 0.0), "the clamp is exercised");
+            // Candle's autograd through both, with a weighting that differs per element.
+            let wgt = Tensor::randn(0f32, 1.0, fused.dims(), dev).unwrap();
+            let grad = |y: &Tensor| (y * &wgt).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(grad(&fused), grad(&separate), "transposed {transposed}: input gradient");
+        }
     }
 }

@@ -7,6 +7,7 @@ use crate::kernels::plan;
 use crate::kernels::zeroed::zeroed;
 use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
 /// Which way the op maps between the big and small grids (see [`crate::kernels::conv`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub(crate) struct ConvOp {
     /// What the traced forward of this adjoint used, reused without a fingerprint while the
     /// cache still holds it.
     pub pin: Option<Pin>,
+    /// Clamp the output at 0: a ReLU that follows the layer, applied while the output is
+    /// still in cache (CPU only; the layer falls back to a separate ReLU elsewhere).
+    pub relu: bool,
 }
 
 impl ConvOp {
@@ -53,6 +57,10 @@ impl ConvOp {
             ConvDir::BigToSmall => plan::big_to_small(x, self.batch, w, &self.shape, bias, self.cache(), &mut out),
             ConvDir::SmallToBig => plan::small_to_big(x, self.batch, w, &self.shape, bias, self.cache(), &mut out),
         }
+        if self.relu {
+            // Candle's `relu` (`max(v, 0)`; NaN becomes 0), in parallel blocks.
+            out.par_chunks_mut(1 << 16).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+        }
         Ok((CpuStorage::F32(out), Shape::from(self.out_shape.clone())))
     }
 
@@ -60,8 +68,10 @@ impl ConvOp {
         self.transforms.as_deref().map(|cache| CacheRef { cache, pin: self.pin })
     }
 
-    fn backward(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
+    fn backward(&self, x: &Tensor, w: &Tensor, res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // Through the fused ReLU first: its mask is the same from the clamped output
+        // (`y > 0` exactly where the pre-activation was).
+        let g = if self.relu { crate::ops::relu_grad(res, g)? } else { g.contiguous()? };
         let back = ConvOp {
             shape: self.shape,
             dir: self.dir.flip(),
@@ -70,6 +80,7 @@ impl ConvOp {
             out_shape: self.in_shape.clone(),
             transforms: self.transforms.clone(),
             pin: None,
+            relu: false,
         };
         // Input gradients only where the input itself tracks gradients (a detached input, such
         // as a representation fed to a predictor being trained, needs none; the product costs
@@ -98,6 +109,9 @@ impl CustomOp2 for ConvOp {
     // CUDA: Candle's own conv2d / conv_transpose2d (see crate::cuda).
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, s1: &candle_core::CudaStorage, l1: &Layout, s2: &candle_core::CudaStorage, l2: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        if self.relu {
+            candle_core::bail!("predify-conv: the fused ReLU is CPU-only");
+        }
         crate::cuda::conv_fwd(&self.shape, self.dir, self.batch, &self.out_shape, s1, l1, s2, l2)
     }
 
@@ -105,8 +119,8 @@ impl CustomOp2 for ConvOp {
         self.cpu_run(f32_slice(s1, l1, "predify-conv")?, l1, f32_slice(s2, l2, "predify-conv")?, None)
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        self.backward(x, w, g)
+    fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, res, g)
     }
 }
 
@@ -126,8 +140,8 @@ impl CustomOp3 for ConvOp {
         self.cpu_run(f32_slice(s1, l1, "predify-conv")?, l1, f32_slice(s2, l2, "predify-conv")?, Some(bias))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.backward(x, w, g)?;
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.backward(x, w, res, g)?;
         Ok((dx, dw, None))
     }
 }
