@@ -4,7 +4,9 @@
 //! The FFT and Winograd paths need the layer's transform cache, so they only run for callers
 //! that pass one (the `Conv` layer does) and for shapes where [`FftPlan::new`]'s (then
 //! [`WinoPlan::new`]'s) cost model and memory cap allow it: the FFT where its spectra fit
-//! (fewest FLOPs), Winograd where they do not (PVGG16's pcoders 4 and 5).
+//! (fewest FLOPs), Winograd where they do not (PVGG16's pcoders 4 and 5) and on the large
+//! stride-1 3×3 layers it was measured to speed up (VGG's 256- and 512-channel ones on 56²
+//! and 28²).
 
 use super::conv::{self, ConvShape};
 use super::fft_conv::{self, FftPlan};
@@ -82,7 +84,8 @@ fn use_phases(s: &ConvShape) -> bool {
 /// Winograd for the strided layers its cost model takes (it stores nothing, so its memory cap
 /// does not apply: PVGG16's pcoders 2–5), im2col + GEMM otherwise.
 pub fn weight_grad(small: &[f32], big: &[f32], batch: usize, s: &ConvShape, dw: &mut [f32]) {
-    match WinoPlan::new(s, usize::MAX) {
+    // Strided layers only: the stride-1 ones were measured for the forward alone.
+    match WinoPlan::new(s, usize::MAX).filter(|_| phase::applicable(&s.geom)) {
         Some(plan) => winograd_conv::weight_grad(small, big, batch, &plan, s, dw),
         None => conv::weight_grad(small, big, batch, s, dw),
     }

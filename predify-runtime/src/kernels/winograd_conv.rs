@@ -1,7 +1,7 @@
 //! Winograd convolution for strided transposed convolutions whose FFT spectra would not fit in
 //! memory (PVGG16's pcoders 4 and 5: k14 s2, 512 channels on 28² and 14² grids), both
-//! directions; it also computes stride-1 layers (one phase), which the plan leaves on GEMM
-//! (see [`WinoPlan::new`]).
+//! directions, and for the stride-1 layers where it was measured to pay (one phase; VGG's
+//! 3×3 layers with 256 or 512 channels on 56² and 28² grids, see [`WinoPlan::new`]).
 //!
 //! The stride phases ([`super::phase`]) turn the layer into s² stride-1 correlations of the
 //! small grid with r×r sub-kernels (r = 7 for k14 s2; one phase, r = k, for stride 1). Each runs
@@ -23,6 +23,10 @@ use super::winograd::{sandwich, Transforms};
 use super::zeroed::zeroed;
 use super::ConvGeometry;
 use rayon::prelude::*;
+
+/// Largest transformed weights of a stride-1 layer that [`WinoPlan::new`] plans (PVGG16's
+/// 512-channel 3×3 layers: 37.7 MB each, 113 MB for the five it takes).
+pub const MAX_STRIDE1_BYTES: usize = 40 << 20;
 
 /// The Winograd path's geometry for one layer (uniform stride phases, 2-D, no groups, square
 /// sub-kernels with m + taps − 1 ≤ [`super::winograd::MAX_N`]).
@@ -50,13 +54,18 @@ impl WinoPlan {
     /// The plan for `s` if the Winograd path applies, is expected to pay off, and its
     /// transformed weights take at most `max_bytes`.
     ///
-    /// Only strided layers: on VGG's stride-1 3×3 convolutions F(4×4, 3×3) was measured 1.7×
-    /// faster than im2col + GEMM at 256 and 512 channels (slower at 64, even on 14×14 grids),
-    /// but its transformed weights (4× the weights) would put PVGG16's peak memory at batch 4
-    /// above the original Predify's; [`Self::geometry`] still plans them.
+    /// Strided layers by the cost model below. Stride-1 layers (VGG's 3×3 convolutions,
+    /// F(4×4, 3×3)) only where measured faster than im2col + GEMM on PVGG16 at batch 1 and 4
+    /// (BENCHMARKS.md): at least 256 channels on both sides and at least 49 tiles per sample
+    /// (its 56² and 28² grids: 1.6–1.8× faster), with transformed weights (4× the weights) of
+    /// at most [`MAX_STRIDE1_BYTES`]. Slower were 128 channels on 112² at batch 4 (tile
+    /// buffers of ~60 MB per pass) and the 14² grids (16 tiles); [`Self::geometry`] still
+    /// plans them.
     pub fn new(s: &ConvShape, max_bytes: usize) -> Option<Self> {
         if !phase::applicable(&s.geom) {
-            return None;
+            let plan = Self::geometry(s)?;
+            let pays = s.small_channels >= 256 && s.big_channels >= 256 && plan.tiles() >= 49;
+            return (pays && plan.weight_bytes() <= max_bytes.min(MAX_STRIDE1_BYTES)).then_some(plan);
         }
         let plan = Self::geometry(s)?;
         let n = (plan.m + plan.taps - 1) as f64;
@@ -560,13 +569,22 @@ mod tests {
         assert!(WinoPlan::new(&ConvShape { small_channels: 2, big_channels: 2, ..s }, usize::MAX).is_none());
         let geom = ConvGeometry::for_conv_transpose([1, 14, 14], [1, 16, 16], [1, 2, 2], [0, 7, 7], [0, 0, 0], [1, 1, 1]).unwrap();
         assert!(WinoPlan::geometry(&ConvShape { geom, ..s }).is_none());
-        // VGG's 3×3 convolutions: F(4×4, 3×3), 4× the weights, planned but not chosen (memory);
-        // 1×1 kernels never.
-        let geom = ConvGeometry::for_conv([1, 56, 56], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap();
-        let vgg = ConvShape { small_channels: 256, big_channels: 256, groups: 1, geom };
+        // VGG's 3×3 convolutions: F(4×4, 3×3), 4× the weights, chosen with 256 and 512
+        // channels on 56² and 28² grids within the stride-1 cap, not with 128 channels, on
+        // 14² grids or past the caps; 1×1 kernels never.
+        let vgg_layer = |c_out: usize, c_in: usize, hw: usize| {
+            let geom = ConvGeometry::for_conv([1, hw, hw], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]).unwrap();
+            ConvShape { small_channels: c_out, big_channels: c_in, groups: 1, geom }
+        };
+        let vgg = vgg_layer(256, 256, 56);
         let plan = WinoPlan::geometry(&vgg).unwrap();
         assert_eq!((plan.m, plan.phases, plan.weight_bytes()), (4, 1, 4 * vgg.weight_len() * 4));
-        assert!(WinoPlan::new(&vgg, usize::MAX).is_none());
+        assert_eq!(WinoPlan::new(&vgg, usize::MAX), Some(plan));
+        assert!(WinoPlan::new(&vgg, plan.weight_bytes() - 1).is_none());
+        assert!(WinoPlan::new(&vgg_layer(512, 512, 28), usize::MAX).is_some_and(|p| p.weight_bytes() <= MAX_STRIDE1_BYTES));
+        for other in [vgg_layer(128, 128, 112), vgg_layer(256, 128, 56), vgg_layer(512, 512, 14), vgg_layer(1024, 1024, 28)] {
+            assert!(WinoPlan::geometry(&other).is_some() && WinoPlan::new(&other, usize::MAX).is_none(), "{other:?}");
+        }
         let geom = ConvGeometry::for_conv([1, 56, 56], [1, 1, 1], [1, 1, 1], [0, 0, 0], [1, 1, 1]).unwrap();
         assert!(WinoPlan::geometry(&ConvShape { geom, ..vgg }).is_none());
     }
