@@ -57,7 +57,12 @@ impl Linear {
         if x.rank() != 2 || x.dims()[1] != inf {
             return shape_err(format!("{} input", self.name), format!("[N, {inf}]"), x.dims());
         }
-        let y = x.matmul(&self.weight.as_tensor().t()?)?;
+        let w = self.weight.as_tensor();
+        let y = if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && w.dtype() == candle_core::DType::F32 {
+            x.contiguous()?.apply_op2(&w.contiguous()?, crate::ops::LinearOp)?
+        } else {
+            x.matmul(&w.t()?)?
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b.as_tensor())?,
             None => y,

@@ -10,12 +10,14 @@
 //! devices (Metal) the custom ops return Candle's "no metal implementation" error.
 
 mod conv;
+mod linear;
 mod pool;
 mod sgd;
 mod update;
 mod upsample;
 
 pub(crate) use conv::{ConvDir, ConvOp, ConvWeightGradOp};
+pub(crate) use linear::LinearOp;
 pub(crate) use pool::MaxPoolOp;
 pub(crate) use sgd::sgd_in_place;
 pub(crate) use update::{all_finite, dots, relu_grad, scaled_error, update, update_on_cpu};
