@@ -3,7 +3,9 @@
 //!
 //! Layers own a [`TransformCache`]; each call fingerprints the weight values (one parallel read,
 //! about a millisecond per 10 MB) and reuses the transforms when the plan and fingerprint match,
-//! so weights updated in place (training, `Var::set`) never meet stale transforms.
+//! so weights updated in place (training, `Var::set`) never meet stale transforms. The one
+//! exception is the adjoint of a traced forward ([`Pin`]): it runs on the weights that forward
+//! saw, so it takes the very transforms that forward used while the cache still holds them.
 
 use super::conv::ConvShape;
 use super::fft_conv::{FftPlan, Spectra};
