@@ -213,12 +213,18 @@ mod tests {
     use super::*;
     use crate::kernels::ConvGeometry;
 
-    #[test]
-    fn rebuilds_when_the_weights_change() {
+    /// A small k14 s2 transposed convolution (both transform paths plan it), its FFT plan and
+    /// weights `f(i)`.
+    fn small_layer(f: fn(f32) -> f32) -> (ConvShape, TransformPlan, Vec<f32>) {
         let geom = ConvGeometry::for_conv_transpose([1, 9, 9], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
         let s = ConvShape { small_channels: 2, big_channels: 3, groups: 1, geom };
         let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
-        let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).sin()).collect();
+        (s, plan, (0..s.weight_len()).map(|i| f(i as f32)).collect())
+    }
+
+    #[test]
+    fn rebuilds_when_the_weights_change() {
+        let (s, plan, mut w) = small_layer(f32::sin);
         let cache = TransformCache::new();
         let a = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
         let b = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
@@ -236,10 +242,7 @@ mod tests {
 
     #[test]
     fn a_pin_skips_the_fingerprint_only_while_the_cache_holds_its_transforms() {
-        let geom = ConvGeometry::for_conv_transpose([1, 9, 9], [1, 14, 14], [1, 2, 2], [0, 6, 6], [0, 0, 0], [1, 1, 1]).unwrap();
-        let s = ConvShape { small_channels: 2, big_channels: 3, groups: 1, geom };
-        let plan = TransformPlan::Fft(FftPlan::geometry(&s).unwrap());
-        let mut w: Vec<f32> = (0..s.weight_len()).map(|i| (i as f32).cos()).collect();
+        let (s, plan, mut w) = small_layer(f32::cos);
         let cache = TransformCache::new();
         assert_eq!(cache.take_used(), None);
         let a = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
@@ -249,7 +252,7 @@ mod tests {
         let _ = cache.get(plan, &w, &s, Favour::SmallToBig, None).unwrap();
         assert_eq!(cache.take_used(), Some(pin));
         // With the pin the cached transforms come back as they are, even for other values (the
-        // caller vouched that there are none); another plan is not served by it.
+        // caller vouched that there are none).
         w[0] += 1.0;
         assert!(cache.get(plan, &w, &s, Favour::SmallToBig, Some(pin)).unwrap().same(&a));
         // Without it the new values are seen, and the old pin names nothing any more.
@@ -260,6 +263,7 @@ mod tests {
         w[1] += 1.0;
         let c = cache.get(plan, &w, &s, Favour::SmallToBig, Some(pin)).unwrap();
         assert!(!c.same(&b), "a stale pin falls back to the fingerprint");
+        // A pin does not serve another plan.
         let wino = TransformPlan::Winograd(WinoPlan::geometry(&s).unwrap());
         let pin = cache.take_used();
         assert!(matches!(cache.get(wino, &w, &s, Favour::SmallToBig, pin).unwrap(), Transformed::Winograd(_)));
