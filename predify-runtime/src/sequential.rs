@@ -174,3 +174,44 @@ impl Segmented for PredifiedSequential {
         chain_backward(&self.segment(k)?, x, g)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use predify_spec::ConvSpec;
+
+    fn conv(cin: usize, cout: usize) -> Op {
+        let spec = ConvSpec { dims: 2, in_channels: cin, out_channels: cout, kernel_size: vec![3; 2], stride: vec![1; 2], padding: vec![1; 2], output_padding: vec![0; 2], dilation: vec![1; 2], groups: 1, bias: true };
+        let dev = &Device::Cpu;
+        let w = Tensor::randn(0f32, 0.5, (cout, cin, 3, 3), dev).unwrap();
+        let b = Tensor::randn(0f32, 0.5, cout, dev).unwrap();
+        Op::Conv(Conv::new(spec, false, w, Some(b), "c").unwrap())
+    }
+
+    #[test]
+    fn fused_relus_leave_the_values_and_the_hooks_as_the_layer_list_says() {
+        let mut net = Sequential::new();
+        for (i, op) in [conv(2, 3), Op::Relu, conv(3, 3), Op::Relu, conv(3, 2), Op::Relu].into_iter().enumerate() {
+            net.push(format!("f[{i}]"), op);
+        }
+        let x = Tensor::randn(0f32, 1.0, (2, 2, 5, 4), &Device::Cpu).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Attached at a convolution (its own output, negatives included, must reach the hook:
+        // that pair is not fused) and at a ReLU (fused before it); the hook changes nothing.
+        let mut seen = Vec::new();
+        let y = traverse(&net, &[2, 5], &x, &mut |k, h| {
+            seen.push((k, flat(&h)));
+            Ok(h)
+        })
+        .unwrap();
+        assert_eq!(flat(&y), flat(&net.forward(&x).unwrap()), "same values as the unfused pass");
+        let mut want = x.clone();
+        for (_, op) in &net.layers()[..3] {
+            want = op.forward(&want).unwrap();
+        }
+        assert_eq!(seen[0], (0, flat(&want)));
+        assert!(seen[0].1.iter().any(|&v| v < 0.0), "the hook at the convolution sees its output before the ReLU");
+        assert_eq!(seen[1], (1, flat(&y)));
+    }
+}
