@@ -221,17 +221,6 @@ impl WinoWeights {
         &self.plan
     }
 
-    /// `dst = u · x` for `u` a view of one `U[e]` (or its transpose): as the transposed product
-    /// when `u` is read against its storage order (the direction the weights were not laid out
-    /// for), which `gemm` would otherwise repack on every call.
-    fn product(&self, dst: &mut [f32], u: MatRef<'_>, x: MatRef<'_>, tmp: &mut Vec<f32>) {
-        if u.is_column_major() {
-            matmul_serial_transposed(dst, u, x, tmp);
-        } else {
-            matmul_serial(dst, u, x, false);
-        }
-    }
-
     /// `U[e]` as a `[phases·C_big × C_small]` matrix.
     fn block(&self, e: usize) -> MatRef<'_> {
         let (rows, cs) = (self.plan.phases * self.plan.big_channels, self.plan.small_channels);
@@ -240,6 +229,17 @@ impl WinoWeights {
             Favour::SmallToBig => MatRef::new(data, rows, cs),
             Favour::BigToSmall => MatRef::new(data, cs, rows).t(),
         }
+    }
+}
+
+/// `dst = u · x` for `u` a view of one `U[e]` (or its transpose): as the transposed product
+/// when `u` is read against its storage order (the direction the weights were not laid out
+/// for), which `gemm` would otherwise repack on every call.
+fn product(dst: &mut [f32], u: MatRef<'_>, x: MatRef<'_>, tmp: &mut Vec<f32>) {
+    if u.is_column_major() {
+        matmul_serial_transposed(dst, u, x, tmp);
+    } else {
+        matmul_serial(dst, u, x, false);
     }
 }
 
@@ -342,7 +342,7 @@ pub fn small_to_big(x: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeometry,
         let vm = MatRef::new(&v[..cs * nn * ntk], cs, nn * ntk);
         let prod = &mut prod[..nn * rows * ntk];
         prod.par_chunks_mut(rows * ntk).enumerate().for_each_init(Vec::new, |tmp, (e, dst)| {
-            ww.product(dst, ww.block(e), vm.cols(e * ntk, (e + 1) * ntk), tmp);
+            product(dst, ww.block(e), vm.cols(e * ntk, (e + 1) * ntk), tmp);
         });
         let dst = &mut out[s0 * cb * bl..][..k * cb * bl];
         dst.par_chunks_mut(bl).enumerate().for_each_init(
@@ -383,7 +383,7 @@ pub fn big_to_small(gbig: &[f32], batch: usize, ww: &WinoWeights, g: &ConvGeomet
         let mgm = MatRef::new(&mg[..rows * nn * ntk], rows, nn * ntk);
         let vg = &mut vg[..nn * cs * ntk];
         vg.par_chunks_mut(cs * ntk).enumerate().for_each_init(Vec::new, |tmp, (e, dst)| {
-            ww.product(dst, ww.block(e).t(), mgm.cols(e * ntk, (e + 1) * ntk), tmp);
+            product(dst, ww.block(e).t(), mgm.cols(e * ntk, (e + 1) * ntk), tmp);
         });
         let dst = &mut out[s0 * cs * sl..][..k * cs * sl];
         dst.par_chunks_mut(sl).enumerate().for_each_init(
