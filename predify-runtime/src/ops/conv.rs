@@ -41,8 +41,9 @@ pub(crate) struct ConvOp {
     /// What the traced forward of this adjoint used, reused without a fingerprint while the
     /// cache still holds it.
     pub pin: Option<Pin>,
-    /// Clamp the output at 0: a ReLU that follows the layer, applied while the output is
-    /// still in cache (CPU only; the layer falls back to a separate ReLU elsewhere).
+    /// Clamp the output at 0: a ReLU that follows the layer, as one parallel pass over the
+    /// op's own output instead of a separate op with a fresh tensor (CPU only; the layer
+    /// falls back to a separate ReLU elsewhere).
     pub relu: bool,
 }
 
