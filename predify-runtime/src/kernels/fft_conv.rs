@@ -430,16 +430,17 @@ fn per_bin_gemm(spectra: &[c32], adjoint: bool, m: usize, k: usize, src: &[c32],
     }
     // The adjoint reads K[b] against its storage order, which `gemm` would repack for every
     // bin: it computes the transposed product `src[b]ᵀ · conj(K[b])` (K read in order) into a
-    // per-thread buffer and transposes that (pcoder 3's adjoint GEMMs: ~2.3× faster).
+    // per-thread buffer and transposes that (PVGG16 pcoder 3's shapes: ~1.5× faster, still
+    // ~1.5× the forward's time, which only spectra stored the other way round would match).
     dst[..m * nt * bins].par_chunks_mut(m * nt).enumerate().for_each_init(Vec::new, |tmp: &mut Vec<c32>, (b, out)| {
         if adjoint && tmp.len() < m * nt {
             tmp.resize(m * nt, ZERO);
         }
         let (kb, sb) = (spectra[b * m * k..].as_ptr(), src[b * k * nt..].as_ptr());
         // SAFETY: m, nt, k ≥ 1. `kb` is the b-th [rows × cols] block of `spectra`, `sb` the b-th
-        // [k×nt] block of `src`, `out` the b-th [m×nt] block of `dst` and `tmp` holds m·nt
-        // values, all in bounds (asserted above, as are the strides' isize range); `out` and
-        // `tmp` are unique borrows, so no input aliases them.
+        // [k×nt] block of `src`, `out` the b-th [m×nt] block of `dst`, all in bounds (asserted
+        // above, as are the strides' isize range), and with `adjoint` `tmp` holds m·nt values
+        // (resized just above); `out` and `tmp` are unique borrows, so no input aliases them.
         unsafe {
             if adjoint {
                 // tmp [nt × m] = src[b]ᵀ (nt × k) · conj(K[b]) (k × m, row-major).
