@@ -147,9 +147,14 @@ pub fn matmul_serial_transposed(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, t
 
 /// `dst` (`cols × rows`) = the transpose of `src` (`rows × cols`), both row-major, in square
 /// blocks that stay in L1.
+///
+/// # Panics
+///
+/// If either buffer holds fewer than `rows·cols` values.
 pub fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
     const B: usize = 16;
-    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: {rows}×{cols} does not fit the buffers");
+    let len = rows.checked_mul(cols);
+    assert!(len.is_some_and(|l| l <= src.len() && l <= dst.len()), "transpose: {rows}×{cols} does not fit the buffers");
     for i0 in (0..rows).step_by(B) {
         for j0 in (0..cols).step_by(B) {
             for i in i0..(i0 + B).min(rows) {
